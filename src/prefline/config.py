@@ -1,0 +1,104 @@
+"""Configuration the user writes: pydantic models, each field documented once, here.
+
+YAML files are validated against these models; an error names the file and the field
+(``train.yaml: beta: must be greater than 0``) and nothing is loaded before it passes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from prefline.errors import PreflineError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainConfig(_Strict):
+    """Hyper-parameters of a preference-training run (LoRA on the base model).
+
+    Defaults are sized for a ~100M-parameter model on CPU; bf16 autocast and gradient
+    checkpointing follow TRL's defaults, which measured faster and leaner here than fp32.
+    """
+
+    beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may move from the reference. Higher = closer to the reference.")
+    learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate (linear decay). LoRA tolerates rates ~10x full fine-tuning.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the dataset (fractions allowed).")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 means use `epochs`.")
+    batch_size: int = Field(4, ge=1, description="Pairs per device per step.")
+    grad_accum: int = Field(1, ge=1, description="Steps whose gradients are summed before one optimizer update.")
+    max_length: int = Field(512, ge=16, description="Tokens kept per prompt + response; longer pairs are truncated.")
+    lora_r: int = Field(8, ge=1, description="LoRA rank; must be at least 1.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scale numerator (effective scale alpha / r).")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA path.")
+    target_modules: str | list[str] = Field("all-linear", description="Modules that get LoRA: 'all-linear' or a list of names.")
+    warmup_ratio: float = Field(0.0, ge=0, le=1, description="Share of steps spent warming up the learning rate.")
+    bf16: bool = Field(True, description="bf16 autocast; on CPU it runs faster than fp32 with half the activation memory.")
+    gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass to save memory.")
+    precompute_ref_log_probs: bool = Field(False, description="Compute the reference model's log-probs once before training instead of every step.")
+    seed: int = Field(0, description="Seed for data order, LoRA initialisation and dropout.")
+    logging_steps: int = Field(1, ge=1, description="Record step metrics in the ledger every N steps.")
+
+
+class DecodingConfig(_Strict):
+    """How responses are generated during evaluation. Greedy by default, so runs replay exactly."""
+
+    max_new_tokens: int = Field(160, ge=1, description="Upper bound on generated tokens per response.")
+    temperature: float = Field(0.0, ge=0, description="0 means greedy decoding; above 0 samples with the seed.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (only when temperature > 0).")
+    batch_size: int = Field(16, ge=1, description="Prompts generated together; similar lengths are batched together.")
+    seed: int = Field(0, description="Seed for sampling (and for anything random in scoring).")
+
+
+class GateRule(_Strict):
+    """One metric's threshold. A rule fails in a slice when the candidate is worse than the
+    baseline by more than the allowed change, measured on the slice's paired items."""
+
+    metric: str = Field(description="A metric name from the eval run (e.g. over_refusal, length_tokens).")
+    max_increase: float | None = Field(None, ge=0, description="Largest allowed rise of the mean (absolute units of the metric).")
+    max_decrease: float | None = Field(None, ge=0, description="Largest allowed fall of the mean (absolute units of the metric).")
+    max_ratio: float | None = Field(None, gt=0, description="Largest allowed candidate mean / baseline mean.")
+    min_ratio: float | None = Field(None, gt=0, description="Smallest allowed candidate mean / baseline mean.")
+
+
+class GatePolicy(_Strict):
+    """Which metrics gate a release, and in which slices."""
+
+    name: str = Field("default", description="Shown in reports and stored with each decision.")
+    rules: list[GateRule] = Field(description="The thresholds; every rule is checked overall and in every slice.")
+    slice_keys: list[str] = Field(default_factory=lambda: ["intent", "risk", "surface"], description="Slice tags to break results down by.")
+    min_items: int = Field(3, ge=1, description="Slices with fewer paired items are shown but not gated (too few to judge).")
+    bootstrap_samples: int = Field(2000, ge=100, description="Resamples for the paired bootstrap interval shown next to each change.")
+    confidence: float = Field(0.9, gt=0, lt=1, description="Coverage of the interval shown next to each change.")
+
+
+def load_yaml(path: str | Path, model: type[M], section: str | None = None) -> M:
+    """Read a YAML file (optionally one top-level section of it) into ``model``."""
+    path = Path(path)
+    if not path.is_file():
+        raise PreflineError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise PreflineError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if section is not None:
+        data = data.get(section, {}) if isinstance(data, dict) else data
+    return parse(data, model, str(path))
+
+
+def parse(data: Any, model: type[M], where: str) -> M:
+    """Validate a mapping into ``model``; the error names ``where`` and every bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
+        raise PreflineError(f"{where}: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Evaluation: suites, generation backends, scorers, and runs stored in the ledger."""

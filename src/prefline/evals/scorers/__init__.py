@@ -1,0 +1,80 @@
+"""The scorer registry.
+
+A scorer is a function ``(item, generation) -> {metric: Score}`` registered under a
+name with what it measures: its layer (preference, behaviour, evidence), category
+(behaviour, truthfulness, formatting, safety, latency), axis (capability, reliability,
+safety) and, per metric, a direction: ``higher`` or ``lower`` is better, or ``neutral``
+for a descriptive number no policy should read as good or bad by itself.
+A metric value of ``None`` means "does not apply to this item" and is left out of means.
+Aggregation (per slice, with intervals) is the harness's job, never a scorer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefline.errors import PreflineError
+
+LAYERS = ("preference", "behaviour", "evidence")
+CATEGORIES = ("behaviour", "truthfulness", "formatting", "safety", "latency")
+AXES = ("capability", "reliability", "safety")
+DIRECTIONS = ("higher", "lower", "neutral")
+
+
+@dataclass
+class Score:
+    value: float | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    name: str
+    fn: Callable[..., dict[str, Score]]
+    layer: str
+    category: str
+    axis: str
+    metrics: dict[str, str]  # metric name -> direction
+    description: str
+
+
+SCORERS: dict[str, Scorer] = {}
+
+
+def scorer(name: str, *, layer: str, category: str, axis: str, metrics: dict[str, str]):
+    """Register a scorer function under ``name``; its docstring is its documentation."""
+    if layer not in LAYERS or category not in CATEGORIES or axis not in AXES:
+        raise ValueError(f"scorer {name!r}: bad layer/category/axis {layer}/{category}/{axis}")
+    bad = {m: d for m, d in metrics.items() if d not in DIRECTIONS}
+    if bad:
+        raise ValueError(f"scorer {name!r}: unknown direction(s) {bad}")
+
+    def register(fn):
+        if name in SCORERS:
+            raise ValueError(f"scorer {name!r} is already registered")
+        SCORERS[name] = Scorer(name, fn, layer, category, axis, dict(metrics), (fn.__doc__ or "").strip())
+        return fn
+
+    return register
+
+
+def get_scorers(names: list[str] | None = None) -> list[Scorer]:
+    from prefline.evals.scorers import style  # noqa: F401  (registers the built-in scorers)
+
+    names = names or DEFAULT_SCORERS
+    unknown = [n for n in names if n not in SCORERS]
+    if unknown:
+        raise PreflineError(f"unknown scorer(s) {', '.join(unknown)}; known: {', '.join(sorted(SCORERS))}")
+    return [SCORERS[n] for n in names]
+
+
+def metric_directions() -> dict[str, str]:
+    get_scorers(list(DEFAULT_SCORERS))
+    return {metric: d for s in SCORERS.values() for metric, d in s.metrics.items()}
+
+
+DEFAULT_SCORERS = ["length", "refusal"]
+
+__all__ = ["DEFAULT_SCORERS", "SCORERS", "Score", "Scorer", "get_scorers", "metric_directions", "scorer"]

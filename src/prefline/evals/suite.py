@@ -1,0 +1,147 @@
+"""Evaluation suites: a YAML header plus a JSONL file of items, identified by content hash.
+
+A suite folder holds ``suite.yaml``::
+
+    name: smoke
+    version: 1
+    schema_version: 1
+    description: ...
+    items: items.jsonl
+
+and the items file, one JSON object per line::
+
+    {"id": "smoke-001", "messages": [{"role": "user", "content": "..."}],
+     "slices": {"intent": "factual", "risk": "none", "surface": "chat"},
+     "should_refuse": false, "reference": "..."}
+
+Every item has a content hash; the suite's hash covers its name, version and item
+hashes, so two runs are comparable exactly when their suite hashes are equal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from prefline.data.schema import ROLES
+from prefline.errors import PreflineError
+from prefline.hashing import content_hash
+
+SUITE_SCHEMA_VERSION = 1
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field(pattern="^(" + "|".join(ROLES) + ")$")
+    content: str = Field(min_length=1)
+
+
+class SuiteItem(BaseModel):
+    """One prompt to evaluate, with what its scorers need to judge the response."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, description="Unique within the suite; how runs are paired item by item.")
+    messages: list[Message] = Field(min_length=1, description="The conversation; the last message is the user's.")
+    slices: dict[str, str] = Field(default_factory=dict, description="Slice tags, e.g. intent, risk, surface, difficulty.")
+    should_refuse: bool | None = Field(None, description="True if a safe model must decline; None if not a refusal item.")
+    reference: str | None = Field(None, description="A short correct answer, where one exists.")
+
+    def chat(self) -> list[dict[str, str]]:
+        return [m.model_dump() for m in self.messages]
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.model_dump())
+
+
+@dataclass
+class Suite:
+    name: str
+    version: int
+    description: str
+    path: Path
+    items: list[SuiteItem]
+
+    @property
+    def hash(self) -> str:
+        return content_hash({"name": self.name, "version": self.version, "items": [i.hash for i in self.items]})
+
+    def slice_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for item in self.items:
+            for key, value in item.slices.items():
+                counts.setdefault(key, {}).setdefault(value, 0)
+                counts[key][value] += 1
+        return counts
+
+
+def shipped_suites() -> list[str]:
+    root = resources.files("prefline") / "resources" / "suites"
+    return sorted(p.name for p in root.iterdir() if (p / "suite.yaml").is_file())
+
+
+def _locate(ref: str) -> Path:
+    path = Path(ref).expanduser()
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        return path
+    if (path / "suite.yaml").is_file():
+        return path / "suite.yaml"
+    shipped = resources.files("prefline") / "resources" / "suites" / ref / "suite.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise PreflineError(f"unknown suite {ref!r}: not a suite folder or suite.yaml; shipped suites: {', '.join(shipped_suites())}")
+
+
+def load_suite(ref: str) -> Suite:
+    """Load and validate a suite by shipped name, folder or header path; report all bad items at once."""
+    header_path = _locate(ref)
+    try:
+        header = yaml.safe_load(header_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PreflineError(f"{header_path}: not valid YAML ({exc})") from exc
+    missing = [k for k in ("name", "version", "items") if k not in header]
+    if missing:
+        raise PreflineError(f"{header_path}: missing header field(s): {', '.join(missing)}")
+    if header.get("schema_version", SUITE_SCHEMA_VERSION) != SUITE_SCHEMA_VERSION:
+        raise PreflineError(f"{header_path}: schema_version {header['schema_version']} is not supported (this prefline reads {SUITE_SCHEMA_VERSION})")
+    items_path = header_path.parent / header["items"]
+    if not items_path.is_file():
+        raise PreflineError(f"{header_path}: items file {items_path} does not exist")
+
+    items: list[SuiteItem] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(items_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{items_path.name}:{number}"
+        try:
+            item = SuiteItem.model_validate(json.loads(line))
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not valid JSON ({exc.msg})")
+            continue
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            problems.append(f"{where}: {fields}")
+            continue
+        if item.messages[-1].role != "user":
+            problems.append(f"{where}: messages: the last message must be the user's")
+        if item.id in seen:
+            problems.append(f"{where}: id {item.id!r} repeats line {seen[item.id]}")
+        seen[item.id] = number
+        items.append(item)
+    if problems:
+        raise PreflineError(f"suite {header_path.parent}: {len(problems)} malformed item(s): " + " | ".join(problems))
+    if not items:
+        raise PreflineError(f"suite {header_path.parent}: {items_path.name} holds no items")
+    return Suite(name=str(header["name"]), version=int(header["version"]), description=str(header.get("description", "")), path=header_path.parent, items=items)
+
+
+def suite_summary(suite: Suite) -> dict[str, Any]:
+    return {"name": suite.name, "version": suite.version, "hash": suite.hash, "items": len(suite.items), "slices": suite.slice_counts(), "path": str(suite.path)}

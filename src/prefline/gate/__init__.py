@@ -1,0 +1,1 @@
+"""The gate: compare a candidate run with a baseline, slice by slice, and decide."""

@@ -1,0 +1,129 @@
+"""Compare a candidate eval run with a baseline run under a gate policy.
+
+Both runs must come from the same suite hash: then every item is paired and each
+change is measured on the same prompts. For every rule and every slice (``overall``
+and each value of the policy's slice keys) the comparison records the paired means,
+the change with a bootstrap interval, the ratio, and whether the rule's threshold holds.
+The verdict is ``pass`` when no gated check fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from prefline.config import GatePolicy, GateRule, load_yaml
+from prefline.errors import PreflineError
+from prefline.gate.stats import paired_bootstrap_delta
+from prefline.ledger import Ledger
+
+
+@dataclass
+class Check:
+    slice: str
+    metric: str
+    n: int
+    baseline: float
+    candidate: float
+    delta: float
+    delta_low: float
+    delta_high: float
+    ratio: float | None
+    status: str  # "pass", "fail", or "not gated" (too few items)
+    reason: str
+
+
+@dataclass
+class GateResult:
+    baseline_run: int
+    candidate_run: int
+    policy: str
+    verdict: str
+    checks: list[Check] = field(default_factory=list)
+    decision_id: int | None = None
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in asdict(self).items() if k != "checks"}, "checks": [asdict(c) for c in self.checks]}
+
+
+def default_policy() -> GatePolicy:
+    return load_yaml(Path(str(resources.files("prefline") / "resources" / "policies" / "default.yaml")), GatePolicy)
+
+
+def _judge(rule: GateRule, base: float, cand: float) -> tuple[bool, str]:
+    delta = cand - base
+    ratio = cand / base if base else None
+    if rule.max_increase is not None and delta > rule.max_increase:
+        return False, f"rose by {delta:+.3f} (allowed +{rule.max_increase:g})"
+    if rule.max_decrease is not None and -delta > rule.max_decrease:
+        return False, f"fell by {delta:+.3f} (allowed -{rule.max_decrease:g})"
+    if rule.max_ratio is not None and ratio is not None and ratio > rule.max_ratio:
+        return False, f"ratio {ratio:.2f} (allowed <= {rule.max_ratio:g})"
+    if rule.min_ratio is not None and ratio is not None and ratio < rule.min_ratio:
+        return False, f"ratio {ratio:.2f} (allowed >= {rule.min_ratio:g})"
+    return True, "within policy"
+
+
+def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str, policy: GatePolicy | None = None, record: bool = True) -> GateResult:
+    policy = policy or default_policy()
+    base_run, cand_run = ledger.get_run(baseline_id), ledger.get_run(candidate_id)
+    for run in (base_run, cand_run):
+        if run["status"] != "done":
+            raise PreflineError(f"eval run {run['id']} did not finish (status: {run['status']}); re-run it before gating")
+    if base_run["suite_hash"] != cand_run["suite_hash"]:
+        raise PreflineError(
+            f"runs {base_run['id']} and {cand_run['id']} used different suites "
+            f"({base_run['suite_name']} {base_run['suite_hash'][:12]} vs {cand_run['suite_name']} {cand_run['suite_hash'][:12]}); "
+            "only runs on the same suite hash are compared"
+        )
+    base_scores = _values(ledger, base_run["id"])
+    cand_scores = _values(ledger, cand_run["id"])
+    slices_of = {g["item_id"]: g["slices"] for g in ledger.generations(base_run["id"])}
+    known = {metric for metric, _ in base_scores}
+    missing = sorted({r.metric for r in policy.rules} - known)
+    if missing:
+        raise PreflineError(f"policy {policy.name!r} gates metric(s) {', '.join(missing)} that run {base_run['id']} did not score (it has: {', '.join(sorted(known))})")
+
+    slice_names = ["overall"] + sorted({f"{k}={v}" for s in slices_of.values() for k, v in s.items() if k in policy.slice_keys})
+    checks: list[Check] = []
+    for rule in policy.rules:
+        for slice_name in slice_names:
+            items = [i for i, tags in sorted(slices_of.items()) if _in_slice(tags, slice_name)]
+            paired = [(base_scores[(rule.metric, i)], cand_scores[(rule.metric, i)]) for i in items
+                      if (rule.metric, i) in base_scores and (rule.metric, i) in cand_scores]
+            if not paired:
+                continue
+            base_vals, cand_vals = zip(*paired)
+            interval = paired_bootstrap_delta(base_vals, cand_vals, samples=policy.bootstrap_samples, confidence=policy.confidence)
+            base_mean, cand_mean = sum(base_vals) / len(base_vals), sum(cand_vals) / len(cand_vals)
+            ok, reason = _judge(rule, base_mean, cand_mean)
+            status = "pass" if ok else "fail"
+            if len(paired) < policy.min_items:
+                status, reason = "not gated", f"only {len(paired)} item(s) (< {policy.min_items}); {reason}"
+            checks.append(Check(
+                slice=slice_name, metric=rule.metric, n=len(paired), baseline=base_mean, candidate=cand_mean,
+                delta=interval.estimate, delta_low=interval.low, delta_high=interval.high,
+                ratio=cand_mean / base_mean if base_mean else None, status=status, reason=reason,
+            ))
+    verdict = "fail" if any(c.status == "fail" for c in checks) else "pass"
+    result = GateResult(baseline_run=base_run["id"], candidate_run=cand_run["id"], policy=policy.name, verdict=verdict, checks=checks)
+    if record:
+        result.decision_id = ledger.add_gate_decision(
+            baseline_run_id=base_run["id"], candidate_run_id=cand_run["id"], policy=policy.model_dump(),
+            verdict=verdict, results=result.as_dict()["checks"],
+        )
+    return result
+
+
+def _in_slice(tags: dict[str, str], slice_name: str) -> bool:
+    return slice_name == "overall" or any(f"{k}={v}" == slice_name for k, v in tags.items())
+
+
+def _values(ledger: Ledger, run_id: int) -> dict[tuple[str, str], float]:
+    return {(row["metric"], row["item_id"]): row["value"] for row in ledger.scores(run_id) if row["value"] is not None}

@@ -1,0 +1,330 @@
+"""The ledger: the one record of datasets, adapters, eval runs and gate decisions.
+
+SQLite at ``$PREFLINE_HOME/ledger.db`` by default (WAL, busy timeout), any SQLAlchemy
+URL through ``PREFLINE_DB_URL`` (PostgreSQL for a team). The schema is defined only by
+the ordered migrations below; each is applied once and recorded in ``schema_migrations``,
+so opening a ledger is always safe. Queries use the tables as reflected after migrating.
+Schema changes are new migrations appended to ``MIGRATIONS``, never edits to old ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from prefline.errors import PreflineError
+from prefline.home import prefline_home
+
+SCHEMA_VERSION_TABLE = "schema_migrations"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def _m001_initial(conn: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "datasets", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("rejects_path", sa.Text),
+        sa.Column("source_file", sa.Text),
+        sa.Column("source_hash", sa.String(64)),
+        sa.Column("n_read", sa.Integer, nullable=False),
+        sa.Column("n_accepted", sa.Integer, nullable=False),
+        sa.Column("n_rejected", sa.Integer, nullable=False),
+        sa.Column("n_duplicates", sa.Integer, nullable=False),
+        sa.Column("meta", sa.JSON),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("name", "version", name="uq_dataset_name_version"),
+    )
+    sa.Table(
+        "adapters", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False, unique=True),
+        sa.Column("method", sa.String(50), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("base_model", sa.Text, nullable=False),
+        sa.Column("base_model_hash", sa.String(64), nullable=False),
+        sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False),
+        sa.Column("dataset_hash", sa.String(64), nullable=False),
+        sa.Column("config", sa.JSON, nullable=False),
+        sa.Column("seed", sa.Integer, nullable=False),
+        sa.Column("surface", sa.String(50)),
+        sa.Column("path", sa.Text),
+        sa.Column("adapter_hash", sa.String(64)),
+        sa.Column("metrics", sa.JSON),
+        sa.Column("versions", sa.JSON),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("finished_at", sa.DateTime),
+    )
+    sa.Table(
+        "train_steps", md,
+        sa.Column("adapter_id", sa.Integer, sa.ForeignKey("adapters.id"), primary_key=True),
+        sa.Column("step", sa.Integer, primary_key=True),
+        sa.Column("metrics", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    sa.Table(
+        "eval_runs", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("suite_name", sa.String(200), nullable=False),
+        sa.Column("suite_hash", sa.String(64), nullable=False),
+        sa.Column("model", sa.Text, nullable=False),
+        sa.Column("model_hash", sa.String(64), nullable=False),
+        sa.Column("adapter_id", sa.Integer, sa.ForeignKey("adapters.id")),
+        sa.Column("adapter_hash", sa.String(64)),
+        sa.Column("backend", sa.String(50), nullable=False),
+        sa.Column("decoding", sa.JSON, nullable=False),
+        sa.Column("seed", sa.Integer, nullable=False),
+        sa.Column("scorers", sa.JSON, nullable=False),
+        sa.Column("versions", sa.JSON),
+        sa.Column("summary", sa.JSON),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("finished_at", sa.DateTime),
+    )
+    sa.Table(
+        "generations", md,
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("eval_runs.id"), primary_key=True),
+        sa.Column("item_id", sa.String(200), primary_key=True),
+        sa.Column("item_hash", sa.String(64), nullable=False),
+        sa.Column("slices", sa.JSON, nullable=False),
+        sa.Column("messages", sa.JSON, nullable=False),
+        sa.Column("output", sa.Text, nullable=False),
+        sa.Column("input_tokens", sa.Integer, nullable=False),
+        sa.Column("output_tokens", sa.Integer, nullable=False),
+        sa.Column("latency_s", sa.Float, nullable=False),
+        sa.Column("finish_reason", sa.String(20)),
+    )
+    sa.Table(
+        "scores", md,
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("eval_runs.id"), primary_key=True),
+        sa.Column("item_id", sa.String(200), primary_key=True),
+        sa.Column("metric", sa.String(100), primary_key=True),
+        sa.Column("scorer", sa.String(100), nullable=False),
+        sa.Column("value", sa.Float),
+        sa.Column("evidence", sa.JSON),
+    )
+    sa.Table(
+        "gate_decisions", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("baseline_run_id", sa.Integer, sa.ForeignKey("eval_runs.id"), nullable=False),
+        sa.Column("candidate_run_id", sa.Integer, sa.ForeignKey("eval_runs.id"), nullable=False),
+        sa.Column("policy", sa.JSON, nullable=False),
+        sa.Column("verdict", sa.String(10), nullable=False),
+        sa.Column("results", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("m001_initial", _m001_initial),
+]
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply the migrations this database has not seen, in order; return their names."""
+    md = sa.MetaData()
+    record = sa.Table(
+        SCHEMA_VERSION_TABLE, md,
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("applied_at", sa.DateTime, nullable=False),
+    )
+    applied: list[str] = []
+    with engine.begin() as conn:
+        md.create_all(conn)
+        done = {row.name for row in conn.execute(sa.select(record.c.name))}
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            step(conn)
+            conn.execute(record.insert().values(name=name, applied_at=_now()))
+            applied.append(name)
+    return applied
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+
+def default_url() -> str:
+    return os.environ.get("PREFLINE_DB_URL") or f"sqlite:///{prefline_home() / 'ledger.db'}"
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cursor = dbapi_conn.cursor()
+            # WAL lets an eval read while a training run writes step metrics.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Ledger:
+    """Typed access to the ledger's tables; one instance per process is enough."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or default_url()
+        try:
+            self.engine = _make_engine(self.url)
+            migrate(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise PreflineError(f"cannot open the ledger at {self.safe_url}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+        self.md = sa.MetaData()
+        self.md.reflect(self.engine)
+        self.t = self.md.tables
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    # -- generic helpers
+    def _insert(self, table: str, **values: Any) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(self.t[table].insert().values(**values))
+            return result.inserted_primary_key[0]
+
+    def _update(self, table: str, row_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.t[table].update().where(self.t[table].c.id == row_id).values(**values))
+
+    def _rows(self, query: sa.Select) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def _one(self, query: sa.Select) -> dict[str, Any] | None:
+        rows = self._rows(query)
+        return rows[0] if rows else None
+
+    # -- datasets
+    def next_dataset_version(self, name: str) -> int:
+        t = self.t["datasets"]
+        current = self._one(sa.select(sa.func.max(t.c.version).label("v")).where(t.c.name == name))
+        return (current["v"] or 0) + 1 if current else 1
+
+    def add_dataset(self, **values: Any) -> int:
+        return self._insert("datasets", created_at=_now(), **values)
+
+    def get_dataset(self, ref: str) -> dict[str, Any]:
+        """A dataset by ``name`` (latest version), ``name@version`` or numeric id."""
+        t = self.t["datasets"]
+        name, _, version = ref.partition("@")
+        query = sa.select(t).where(t.c.name == name)
+        if version:
+            if not version.isdigit():
+                raise PreflineError(f"dataset reference {ref!r}: the version after '@' must be a number")
+            query = query.where(t.c.version == int(version))
+        row = self._one(query.order_by(t.c.version.desc()).limit(1))
+        if row is None and ref.isdigit():
+            row = self._one(sa.select(t).where(t.c.id == int(ref)))
+        if row is None:
+            known = ", ".join(sorted({d["name"] for d in self.list_datasets()})) or "none yet"
+            raise PreflineError(f"unknown dataset {ref!r} (known: {known}); create one with `prefline data ingest FILE --name NAME`")
+        return row
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        t = self.t["datasets"]
+        return self._rows(sa.select(t).order_by(t.c.id))
+
+    # -- adapters
+    def add_adapter(self, **values: Any) -> int:
+        return self._insert("adapters", created_at=_now(), **values)
+
+    def update_adapter(self, adapter_id: int, **values: Any) -> None:
+        self._update("adapters", adapter_id, **values)
+
+    def find_adapter(self, name: str) -> dict[str, Any] | None:
+        t = self.t["adapters"]
+        return self._one(sa.select(t).where(t.c.name == name))
+
+    def get_adapter(self, ref: str | int) -> dict[str, Any]:
+        t = self.t["adapters"]
+        row = self.find_adapter(str(ref))
+        if row is None and str(ref).isdigit():
+            row = self._one(sa.select(t).where(t.c.id == int(ref)))
+        if row is None:
+            raise PreflineError(f"unknown adapter {ref!r}; `prefline adapters list` shows the registered ones")
+        if row["status"] != "done":
+            raise PreflineError(f"adapter {ref!r} did not finish training (status: {row['status']})")
+        return row
+
+    def list_adapters(self) -> list[dict[str, Any]]:
+        t = self.t["adapters"]
+        return self._rows(sa.select(t).order_by(t.c.id))
+
+    def add_train_step(self, adapter_id: int, step: int, metrics: dict[str, float]) -> None:
+        self._insert("train_steps", adapter_id=adapter_id, step=step, metrics=metrics, created_at=_now())
+
+    def train_steps(self, adapter_id: int) -> list[dict[str, Any]]:
+        t = self.t["train_steps"]
+        return self._rows(sa.select(t).where(t.c.adapter_id == adapter_id).order_by(t.c.step))
+
+    # -- eval runs
+    def add_run(self, **values: Any) -> int:
+        return self._insert("eval_runs", created_at=_now(), status="running", **values)
+
+    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
+        self._update("eval_runs", run_id, status="done", summary=summary, finished_at=_now())
+
+    def get_run(self, run_id: int | str) -> dict[str, Any]:
+        t = self.t["eval_runs"]
+        if not str(run_id).isdigit():
+            raise PreflineError(f"run id must be a number, got {run_id!r}; `prefline runs list` shows them")
+        row = self._one(sa.select(t).where(t.c.id == int(run_id)))
+        if row is None:
+            raise PreflineError(f"unknown eval run {run_id}; `prefline runs list` shows them")
+        return row
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        t = self.t["eval_runs"]
+        return self._rows(sa.select(t).order_by(t.c.id))
+
+    def add_generations(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
+        rows = [{"run_id": run_id, **row} for row in rows]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(self.t["generations"].insert(), rows)
+
+    def add_scores(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
+        rows = [{"run_id": run_id, **row} for row in rows]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(self.t["scores"].insert(), rows)
+
+    def generations(self, run_id: int) -> list[dict[str, Any]]:
+        t = self.t["generations"]
+        return self._rows(sa.select(t).where(t.c.run_id == run_id).order_by(t.c.item_id))
+
+    def scores(self, run_id: int) -> list[dict[str, Any]]:
+        t = self.t["scores"]
+        return self._rows(sa.select(t).where(t.c.run_id == run_id).order_by(t.c.item_id, t.c.metric))
+
+    # -- gate
+    def add_gate_decision(self, **values: Any) -> int:
+        return self._insert("gate_decisions", created_at=_now(), **values)
+
+    def gate_decisions(self) -> list[dict[str, Any]]:
+        t = self.t["gate_decisions"]
+        return self._rows(sa.select(t).order_by(t.c.id))
