@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,7 +42,8 @@ app.add_typer(adapters_app, name="adapters")
 app.add_typer(runs_app, name="runs")
 app.add_typer(suite_app, name="suite")
 
-console = Console(highlight=False)
+# Wide enough for the gate table when piped to a file; a terminal keeps its own width.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 

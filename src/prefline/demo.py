@@ -24,7 +24,7 @@ from prefline.ledger import Ledger
 from prefline.models import resolve_model
 from prefline.train.run import train
 
-DEMO_TRAIN = TrainConfig(epochs=2, learning_rate=5e-4, beta=0.1, batch_size=4, max_length=384)
+DEMO_TRAIN = TrainConfig(epochs=1, learning_rate=5e-4, beta=0.1, batch_size=4, max_length=384)
 DEMO_DECODING = DecodingConfig(max_new_tokens=128, batch_size=16)
 
 

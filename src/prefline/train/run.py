@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 from prefline.config import TrainConfig
 from prefline.data.ingest import check_name, load_pairs
@@ -83,7 +84,7 @@ def train(
             learning_rate=config.learning_rate,
             num_train_epochs=config.epochs,
             max_steps=config.max_steps,
-            warmup_ratio=config.warmup_ratio,
+            warmup_steps=config.warmup_ratio,  # transformers 5: a float < 1 is a share of all steps
             max_length=config.max_length,
             bf16=config.bf16,
             gradient_checkpointing=config.gradient_checkpointing,
@@ -105,6 +106,8 @@ def train(
             model=model, args=args, train_dataset=pairs, processing_class=tokenizer,
             peft_config=peft_config, callbacks=[recorder],
         )
+        # disable_tqdm makes transformers print every log dict; the recorder reports instead.
+        trainer.remove_callback(PrinterCallback)
         result = trainer.train()
         trainer.save_model(str(out))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
