@@ -1,0 +1,3 @@
+from prefline.cli import main
+
+main()

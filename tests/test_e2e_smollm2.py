@@ -1,0 +1,75 @@
+"""End to end on the real embedded model, SmolLM2-135M-Instruct (minutes, marked e2e)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory) -> Path:
+    """One home for this module, so the model is dequantized once."""
+    return tmp_path_factory.mktemp("e2e-home")
+
+
+def test_embedded_model_is_dequantized_once_and_answers(shared_home, monkeypatch):
+    monkeypatch.setenv("PREFLINE_HOME", str(shared_home))
+    from prefline.models import load_model, load_tokenizer, resolve_model
+
+    ref = resolve_model("default")
+    folder = Path(ref.path)
+    config = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in config  # trainable: no GGUF marker left
+    assert (folder / "model.safetensors").stat().st_size > 400_000_000  # fp32 weights of 135M parameters
+    marker = json.loads((folder / "prefline-model.json").read_text())
+    assert marker["hash"] == ref.hash
+
+    mtime = (folder / "model.safetensors").stat().st_mtime
+    assert resolve_model("smollm2").hash == ref.hash  # second resolve loads the cache, no new conversion
+    assert (folder / "model.safetensors").stat().st_mtime == mtime
+
+    import torch
+
+    tokenizer, model = load_tokenizer(ref), load_model(ref)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                        add_generation_prompt=True, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_demo_runs_the_whole_path(shared_home):
+    env = {**os.environ, "PREFLINE_HOME": str(shared_home), "HF_HUB_OFFLINE": "1"}
+    env.pop("PREFLINE_DB_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "prefline", "demo"], env=env, capture_output=True, text=True, timeout=900)
+    print(proc.stdout[-6000:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "read 64 = accepted 61 + rejected 2 + duplicates 1" in proc.stdout
+    assert "verdict:" in proc.stdout
+
+    os.environ["PREFLINE_HOME"] = str(shared_home)
+    from prefline.ledger import Ledger
+
+    ledger = Ledger()
+    baseline, candidate = ledger.list_runs()[-2:]
+    assert candidate["adapter_id"] is not None and baseline["adapter_id"] is None
+    base_out = [g["output"] for g in ledger.generations(baseline["id"])]
+    cand_out = [g["output"] for g in ledger.generations(candidate["id"])]
+    assert len(base_out) == len(cand_out) == 32
+    assert all(base_out) and all(cand_out)
+    assert base_out != cand_out  # DPO changed what the model says
+
+    adapter = ledger.get_adapter(candidate["adapter_id"])
+    steps = ledger.train_steps(adapter["id"])
+    assert steps[0]["metrics"]["loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert steps[-1]["metrics"]["loss"] < steps[0]["metrics"]["loss"]  # it learned the preferences
+    decision = ledger.gate_decisions()[-1]
+    assert (decision["baseline_run_id"], decision["candidate_run_id"]) == (baseline["id"], candidate["id"])
+    assert decision["verdict"] in ("pass", "fail")
