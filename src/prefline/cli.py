@@ -182,7 +182,7 @@ def adapters_list(as_json: bool = JsonOpt) -> None:
 def adapters_show(name: str = typer.Argument(..., help="Adapter name or id."), as_json: bool = JsonOpt) -> None:
     """Show one adapter's lineage: base model, dataset, config, metrics, step history."""
     ledger = _ledger()
-    adapter = ledger.get_adapter(name)
+    adapter = ledger.get_adapter(name, finished=False)
     steps = ledger.train_steps(adapter["id"])
     if as_json:
         return _print_json({**adapter, "steps": steps})
@@ -312,28 +312,15 @@ def gate_cmd(
     """Compare two runs per slice under a policy; exit 0 on pass, 1 on fail."""
     from prefline.config import GatePolicy, load_yaml
     from prefline.gate.compare import compare_runs
+    from prefline.report.terminal import gate_table, verdict_line
 
     result = compare_runs(_ledger(), baseline, candidate, load_yaml(policy, GatePolicy) if policy else None)
     if as_json:
         _print_json(result.as_dict())
     else:
-        print_gate(result)
+        console.print(gate_table(result))
+        console.print(verdict_line(result))
     raise typer.Exit(0 if result.verdict == "pass" else 1)
-
-
-def print_gate(result) -> None:  # noqa: ANN001
-    style = {"pass": "green", "fail": "bold red", "not gated": "dim"}
-    table = Table(title=f"gate: run {result.candidate_run} vs baseline run {result.baseline_run} (policy {result.policy})", title_justify="left")
-    for column in ["metric", "slice", "n", "baseline", "candidate", "change [90% CI]", "ratio", "status", "why"]:
-        table.add_column(column)
-    for c in result.checks:
-        ratio = f"{c.ratio:.2f}" if c.ratio is not None else "-"
-        table.add_row(c.metric, c.slice, str(c.n), f"{c.baseline:.3f}", f"{c.candidate:.3f}",
-                      f"{c.delta:+.3f} [{c.delta_low:+.3f}, {c.delta_high:+.3f}]", ratio,
-                      f"[{style[c.status]}]{c.status}[/]", c.reason)
-    console.print(table)
-    verdict = "[bold green]PASS[/]" if result.verdict == "pass" else f"[bold red]FAIL[/] ({len(result.failures)} check(s) failed)"
-    console.print(f"verdict: {verdict}  (decision {result.decision_id} recorded in the ledger)")
 
 
 # --- demo -------------------------------------------------------------------------------

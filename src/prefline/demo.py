@@ -22,6 +22,7 @@ from prefline.evals.suite import load_suite
 from prefline.gate.compare import compare_runs
 from prefline.ledger import Ledger
 from prefline.models import resolve_model
+from prefline.report.terminal import gate_table, verdict_line
 from prefline.train.run import train
 
 DEMO_TRAIN = TrainConfig(epochs=1, learning_rate=5e-4, beta=0.1, batch_size=4, max_length=384)
@@ -64,10 +65,9 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     candidate = run_eval(suite, ledger, model_spec=model.spec, adapter=name, decoding=DEMO_DECODING)
 
     step("5. gate")
-    from prefline.cli import print_gate
-
     result = compare_runs(ledger, baseline, candidate)
-    print_gate(result)
+    console.print(gate_table(result))
+    console.print(verdict_line(result))
 
     elapsed = time.perf_counter() - began
     console.rule(f"[bold]done in {elapsed:.0f} s[/bold]")

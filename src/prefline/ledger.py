@@ -259,14 +259,15 @@ class Ledger:
         t = self.t["adapters"]
         return self._one(sa.select(t).where(t.c.name == name))
 
-    def get_adapter(self, ref: str | int) -> dict[str, Any]:
+    def get_adapter(self, ref: str | int, finished: bool = True) -> dict[str, Any]:
+        """An adapter by name or id; with ``finished``, only one whose training completed."""
         t = self.t["adapters"]
         row = self.find_adapter(str(ref))
         if row is None and str(ref).isdigit():
             row = self._one(sa.select(t).where(t.c.id == int(ref)))
         if row is None:
             raise PreflineError(f"unknown adapter {ref!r}; `prefline adapters list` shows the registered ones")
-        if row["status"] != "done":
+        if finished and row["status"] != "done":
             raise PreflineError(f"adapter {ref!r} did not finish training (status: {row['status']})")
         return row
 

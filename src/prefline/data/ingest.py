@@ -82,6 +82,7 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
         first_line_of[pair.id] = record.line
         pairs.append(pair)
 
+    n_rejected = len(rejects) - n_duplicates
     problems = [f"{path}:{r['line']}: {r['kind']}: {r['reason']}" for r in rejects]
     if not pairs:
         detail = f"; first problem: {problems[0]}" if problems else ""
@@ -106,7 +107,7 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
             name=name, version=version, content_hash=digest,
             path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
             source_file=str(path.resolve()), source_hash=file_hash(path),
-            n_read=n_read, n_accepted=len(pairs), n_rejected=len(rejects) - n_duplicates, n_duplicates=n_duplicates,
+            n_read=n_read, n_accepted=len(pairs), n_rejected=n_rejected, n_duplicates=n_duplicates,
             meta={"schema_version": SCHEMA_VERSION, "format": fmt or path.suffix.lstrip("."), "slices": _slice_counts(pairs)},
         )
     except Exception:
@@ -115,7 +116,7 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
     return IngestResult(
         dataset_id=dataset_id, name=name, version=version, content_hash=digest,
         path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
-        n_read=n_read, n_accepted=len(pairs), n_rejected=len(rejects) - n_duplicates,
+        n_read=n_read, n_accepted=len(pairs), n_rejected=n_rejected,
         n_duplicates=n_duplicates, problems=problems,
     )
 

@@ -54,8 +54,9 @@ def train(
     """Train adapter ``name`` with ``method`` on a dataset version; return its ledger row."""
     spec = get_method(method)
     check_name(name, "adapter")
-    if ledger.find_adapter(name) is not None:
-        raise PreflineError(f"adapter {name!r} already exists in the ledger; choose another --name")
+    existing = ledger.find_adapter(name)
+    if existing is not None:
+        raise PreflineError(f"adapter {name!r} already exists in the ledger (status {existing['status']}); choose another --name")
     dataset = ledger.get_dataset(dataset_ref)
     model_ref = resolve_model(model_spec)
 
