@@ -201,24 +201,30 @@ def eval_cmd(
     adapter: Optional[str] = typer.Option(None, "--adapter", help="Evaluate the base model with this registered adapter."),
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the adapter's base, else the embedded model)."),
     scorers: Optional[str] = typer.Option(None, "--scorers", help="Comma-separated scorer names (default: length,refusal)."),
+    replay: Optional[str] = typer.Option(None, "--replay", help="Re-score this run's stored generations instead of generating."),
     max_new_tokens: int = typer.Option(160, "--max-new-tokens", help="Upper bound on tokens per response."),
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts generated together."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling."),
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Generate on a suite (batched, seeded), score every response, store it all as a run."""
+    """Generate on a suite (batched, seeded, cached), score every response, store it all as a run."""
     from prefline.config import DecodingConfig, parse
     from prefline.evals.suite import load_suite
 
-    decoding = parse({"max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "temperature": temperature}, DecodingConfig, "command line")
-    loaded = load_suite(suite)
-    _quiet()
-    from prefline.evals.run import run_eval
-
+    names = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
     ledger = _ledger()
-    run_id = run_eval(loaded, ledger, model_spec=model, adapter=adapter, decoding=decoding,
-                      scorers=[s.strip() for s in scorers.split(",")] if scorers else None)
+    if replay is not None:
+        from prefline.evals.run import replay_run
+
+        run_id = replay_run(replay, ledger, scorers=names)
+    else:
+        decoding = parse({"max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "temperature": temperature}, DecodingConfig, "command line")
+        loaded = load_suite(suite)
+        _quiet()
+        from prefline.evals.run import run_eval
+
+        run_id = run_eval(loaded, ledger, model_spec=model, adapter=adapter, decoding=decoding, scorers=names)
     run = ledger.get_run(run_id)
     if as_json:
         return _print_json(run)
@@ -227,6 +233,7 @@ def eval_cmd(
 
 def _print_run(run: dict[str, Any]) -> None:
     adapter = f" + adapter {run['adapter_id']}" if run["adapter_id"] else ""
+    adapter += f", replay of run {run['replay_of']}" if run.get("replay_of") else ""
     console.print(f"run [bold]{run['id']}[/bold]: suite {run['suite_name']} ({run['suite_hash'][:12]}), model {run['model']}{adapter}, status {run['status']}")
     summary = run.get("summary") or {}
     rows = [[metric, s["n"], f"{s['mean']:.3f}", f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"]
@@ -242,6 +249,22 @@ def runs_list(as_json: bool = JsonOpt) -> None:
         return _print_json(rows)
     console.print(_table("eval runs", ["id", "status", "suite", "suite hash", "model", "adapter", "created"],
                          [[r["id"], r["status"], r["suite_name"], r["suite_hash"][:12], r["model"], r["adapter_id"], r["created_at"]] for r in rows]))
+
+
+@runs_app.command("export")
+def runs_export(
+    run: str = typer.Argument(..., help="Run id."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of standard output."),
+) -> None:
+    """Write a run as self-describing JSON (schema version, settings, suite, every item's output and scores)."""
+    from prefline.evals.run import export_run
+
+    document = json.dumps(export_run(run, _ledger()), indent=2, default=str, ensure_ascii=False)
+    if out is None:
+        typer.echo(document)
+    else:
+        out.write_text(document + "\n", encoding="utf-8")
+        console.print(f"run {run} written to {out}")
 
 
 @runs_app.command("show")
@@ -286,15 +309,29 @@ def suite_list(as_json: bool = JsonOpt) -> None:
     console.print(_table("suites", ["name", "version", "items", "hash"], [[r["name"], r["version"], r["items"], r["hash"][:12]] for r in rows]))
 
 
+@suite_app.command("freeze")
+def suite_freeze(suite: str = typer.Argument(..., help="Shipped suite name or suite folder.")) -> None:
+    """Register a suite version as immutable: later loads must hash to the same items."""
+    from prefline.evals.suite import freeze_suite, load_suite
+
+    loaded = load_suite(suite)
+    freeze_suite(loaded, _ledger())
+    console.print(f"suite {loaded.name} v{loaded.version} frozen: {len(loaded.items)} items, hash {loaded.hash}")
+
+
 @suite_app.command("show")
 def suite_show(suite: str = typer.Argument(..., help="Shipped suite name or suite folder."), as_json: bool = JsonOpt) -> None:
     """Validate a suite and show its hash and slice counts."""
-    from prefline.evals.suite import load_suite, suite_summary
+    from prefline.evals.suite import check_frozen, load_suite, suite_summary
 
-    summary = suite_summary(load_suite(suite))
+    loaded = load_suite(suite)
+    ledger = _ledger()
+    check_frozen(loaded, ledger)
+    summary = {**suite_summary(loaded), "frozen": ledger.frozen_suite(loaded.name, loaded.version) is not None}
     if as_json:
         return _print_json(summary)
-    console.print(f"suite [bold]{summary['name']}[/bold] v{summary['version']}: {summary['items']} items, hash {summary['hash']}\n  {summary['path']}")
+    frozen = "frozen" if summary["frozen"] else "not frozen"
+    console.print(f"suite [bold]{summary['name']}[/bold] v{summary['version']} ({frozen}): {summary['items']} items, hash {summary['hash']}\n  {summary['path']}")
     for key, counts in summary["slices"].items():
         console.print(f"  {key}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
 

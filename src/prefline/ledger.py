@@ -131,8 +131,36 @@ def _m001_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m002_suites_and_generation_cache(conn: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "suites", md,
+        sa.Column("hash", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("items", sa.JSON, nullable=False),
+        sa.Column("path", sa.Text),
+        sa.Column("frozen", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    sa.Table(
+        "generation_cache", md,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("output", sa.Text, nullable=False),
+        sa.Column("input_tokens", sa.Integer, nullable=False),
+        sa.Column("output_tokens", sa.Integer, nullable=False),
+        sa.Column("latency_s", sa.Float, nullable=False),
+        sa.Column("finish_reason", sa.String(20)),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    md.create_all(conn)
+    conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN replay_of INTEGER"))
+    conn.execute(sa.text("ALTER TABLE generations ADD COLUMN cache_key VARCHAR(64)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", _m001_initial),
+    ("m002_suites_and_generation_cache", _m002_suites_and_generation_cache),
 ]
 
 
@@ -321,6 +349,46 @@ class Ledger:
     def scores(self, run_id: int) -> list[dict[str, Any]]:
         t = self.t["scores"]
         return self._rows(sa.select(t).where(t.c.run_id == run_id).order_by(t.c.item_id, t.c.metric))
+
+    # -- suites
+    def add_suite(self, **values: Any) -> None:
+        """Record a suite's full content under its hash (once; later calls only raise ``frozen``)."""
+        t = self.t["suites"]
+        existing = self._one(sa.select(t.c.hash, t.c.frozen).where(t.c.hash == values["hash"]))
+        with self.engine.begin() as conn:
+            if existing is None:
+                conn.execute(t.insert().values(created_at=_now(), **values))
+            elif values.get("frozen") and not existing["frozen"]:
+                conn.execute(t.update().where(t.c.hash == values["hash"]).values(frozen=True))
+
+    def get_suite(self, suite_hash: str) -> dict[str, Any] | None:
+        t = self.t["suites"]
+        return self._one(sa.select(t).where(t.c.hash == suite_hash))
+
+    def frozen_suite(self, name: str, version: int) -> dict[str, Any] | None:
+        t = self.t["suites"]
+        return self._one(sa.select(t).where(t.c.name == name, t.c.version == version, t.c.frozen.is_(True)))
+
+    def list_suites(self) -> list[dict[str, Any]]:
+        t = self.t["suites"]
+        return self._rows(sa.select(t.c.hash, t.c.name, t.c.version, t.c.frozen, t.c.path, t.c.created_at).order_by(t.c.created_at))
+
+    # -- generation cache
+    def cached_generations(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        t = self.t["generation_cache"]
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), 500):  # stay under bound-parameter limits
+            for row in self._rows(sa.select(t).where(t.c.key.in_(unique[start:start + 500]))):
+                found[row["key"]] = row
+        return found
+
+    def cache_generations(self, rows: list[dict[str, Any]]) -> None:
+        t = self.t["generation_cache"]
+        fresh = [r for r in rows if r["key"] not in self.cached_generations([r["key"] for r in rows])]
+        if fresh:
+            with self.engine.begin() as conn:
+                conn.execute(t.insert(), [{**r, "created_at": _now()} for r in fresh])
 
     # -- gate
     def add_gate_decision(self, **values: Any) -> int:

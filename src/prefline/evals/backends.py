@@ -27,10 +27,16 @@ class Generation:
     finish_reason: str  # "stop" (end of sequence) or "length" (hit max_new_tokens)
 
 
+OnBatch = Callable[[list[int], list[Generation]], None]
+
+
 class Backend(Protocol):
     name: str
 
-    def generate(self, conversations: list[list[dict[str, str]]], on_batch: Callable[[int], None] | None = None) -> list[Generation]: ...
+    def generate(self, conversations: list[list[dict[str, str]]], on_batch: OnBatch | None = None) -> list[Generation]:
+        """Generate a reply to each conversation; after each batch, call ``on_batch(indices, generations)``
+        with the positions (in ``conversations``) it finished, so callers can persist as they go."""
+        ...
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {}
@@ -98,5 +104,5 @@ class HFBackend:
                     finish_reason="length" if end is None else "stop",
                 )
             if on_batch is not None:
-                on_batch(len(batch))
+                on_batch(batch, [results[i] for i in batch])
         return results  # type: ignore[return-value]

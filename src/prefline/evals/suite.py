@@ -145,3 +145,43 @@ def load_suite(ref: str) -> Suite:
 
 def suite_summary(suite: Suite) -> dict[str, Any]:
     return {"name": suite.name, "version": suite.version, "hash": suite.hash, "items": len(suite.items), "slices": suite.slice_counts(), "path": str(suite.path)}
+
+
+# --- the suite in the ledger -------------------------------------------------------------
+
+
+def register_suite(suite: Suite, ledger, frozen: bool = False) -> None:
+    """Store the suite's full content under its hash, so runs can be replayed from the ledger alone."""
+    ledger.add_suite(hash=suite.hash, name=suite.name, version=suite.version,
+                     items=[i.model_dump() for i in suite.items], path=str(suite.path), frozen=frozen)
+
+
+def check_frozen(suite: Suite, ledger) -> None:
+    """Refuse a suite whose name and version were frozen with other content; list what changed."""
+    frozen = ledger.frozen_suite(suite.name, suite.version)
+    if frozen is None or frozen["hash"] == suite.hash:
+        return
+    old = {item["id"]: content_hash(item) for item in frozen["items"]}
+    new = {item.id: item.hash for item in suite.items}
+    parts = []
+    for label, ids in (("changed", sorted(i for i in old.keys() & new.keys() if old[i] != new[i])),
+                       ("added", sorted(new.keys() - old.keys())), ("removed", sorted(old.keys() - new.keys()))):
+        if ids:
+            parts.append(f"{label}: {', '.join(ids)}")
+    raise PreflineError(
+        f"suite {suite.name} v{suite.version} was frozen with hash {frozen['hash'][:12]} but its files now hash to "
+        f"{suite.hash[:12]} ({'; '.join(parts) or 'header changed'}); frozen suites are immutable: "
+        f"raise `version` in {suite.path / 'suite.yaml'} to create a new version"
+    )
+
+
+def freeze_suite(suite: Suite, ledger) -> None:
+    """Mark this name and version immutable: later loads must hash to the same content."""
+    check_frozen(suite, ledger)
+    register_suite(suite, ledger, frozen=True)
+
+
+def suite_from_ledger(row: dict[str, Any]) -> Suite:
+    """Rebuild a suite exactly as a run saw it, from its ledger record."""
+    items = [SuiteItem.model_validate(item) for item in row["items"]]
+    return Suite(name=row["name"], version=row["version"], description="", path=Path(row["path"] or "."), items=items)

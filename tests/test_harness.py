@@ -1,0 +1,136 @@
+"""The eval harness: generation cache, resume after an interruption, replay, export, frozen suites."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from prefline.cli import app
+from prefline.config import DecodingConfig
+from prefline.errors import PreflineError
+from prefline.evals import backends
+from prefline.evals.run import export_run, replay_run, run_eval
+from prefline.evals.suite import freeze_suite, load_suite
+
+DECODE = DecodingConfig(max_new_tokens=6, batch_size=4)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Counts how many conversations the hf backend is asked to generate."""
+    calls: list[int] = []
+    real = backends.HFBackend.generate
+
+    def counting(self, conversations, on_batch=None):
+        calls.append(len(conversations))
+        return real(self, conversations, on_batch)
+
+    monkeypatch.setattr(backends.HFBackend, "generate", counting)
+    return calls
+
+
+def test_unchanged_rerun_generates_nothing(ledger, tiny_model_dir, spy):
+    suite = load_suite("smoke")
+    first = run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    second = run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE.model_copy(update={"batch_size": 8}), show_progress=False)
+    assert spy == [32]  # the second run came entirely from the cache
+    assert [g["output"] for g in ledger.generations(first)] == [g["output"] for g in ledger.generations(second)]
+    # other decoding settings are other generations
+    run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE.model_copy(update={"max_new_tokens": 7}), show_progress=False)
+    assert spy == [32, 32]
+
+
+def test_interrupted_run_resumes_from_finished_batches(ledger, tiny_model_dir, monkeypatch):
+    suite = load_suite("smoke")
+    real = backends.HFBackend.generate
+    finished: list[int] = []
+
+    def dies_after_two_batches(self, conversations, on_batch=None):
+        def wrapped(positions, gens):
+            on_batch(positions, gens)
+            finished.extend(positions)
+            if len(finished) >= 8:
+                raise KeyboardInterrupt  # the process dies here; two batches are already persisted
+
+        return real(self, conversations, wrapped)
+
+    monkeypatch.setattr(backends.HFBackend, "generate", dies_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    assert ledger.list_runs()[-1]["status"] == "running"
+
+    asked: list[int] = []
+    monkeypatch.setattr(backends.HFBackend, "generate", lambda self, c, on_batch=None: (asked.append(len(c)), real(self, c, on_batch))[1])
+    resumed = run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    assert asked == [32 - 8]  # only what the interrupted run had not finished
+
+    # the result equals an uninterrupted run in a fresh ledger
+    from prefline.ledger import Ledger
+
+    fresh = Ledger(f"sqlite:///{ledger.url.split('///')[1]}.fresh")
+    clean = run_eval(suite, fresh, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    assert [g["output"] for g in ledger.generations(resumed)] == [g["output"] for g in fresh.generations(clean)]
+
+
+def test_replay_rescores_without_generating(ledger, tiny_model_dir, spy):
+    suite = load_suite("smoke")
+    source = run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, scorers=["length"], show_progress=False)
+    assert {s["metric"] for s in ledger.scores(source)} == {"length_tokens", "length_words"}
+    replayed = replay_run(source, ledger, scorers=["length", "refusal"])
+    assert spy == [32]
+    run = ledger.get_run(replayed)
+    assert run["replay_of"] == source and run["suite_hash"] == suite.hash
+    assert {s["metric"] for s in ledger.scores(replayed)} == {"length_tokens", "length_words", "refusal", "over_refusal", "under_refusal"}
+    assert [g["output"] for g in ledger.generations(replayed)] == [g["output"] for g in ledger.generations(source)]
+
+    result = CliRunner().invoke(app, ["eval", "--replay", str(source), "--scorers", "refusal", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["scorers"] == ["refusal"]
+    assert spy == [32]
+
+
+def test_export_is_self_describing(ledger, tiny_model_dir, tmp_path):
+    run = run_eval(load_suite("smoke"), ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    doc = export_run(run, ledger)
+    assert doc["schema_version"] == 1 and doc["kind"] == "prefline.eval_run"
+    assert doc["metrics"]["over_refusal"] == {"scorer": "refusal", "direction": "lower", "layer": "behaviour", "category": "safety", "axis": "safety"}
+    assert len(doc["items"]) == 32
+    item = doc["items"][0]
+    assert {"item_id", "slices", "messages", "output", "input_tokens", "output_tokens", "latency_s", "scores"} <= set(item)
+    assert item["scores"]["refusal"]["evidence"]["rule"]
+
+    out = tmp_path / "run.json"
+    result = CliRunner().invoke(app, ["runs", "export", str(run), "--out", str(out)])
+    assert result.exit_code == 0
+    assert json.loads(out.read_text())["run"]["id"] == run
+
+
+def test_frozen_suite_refuses_changed_files(ledger, tmp_path, tiny_model_dir):
+    from importlib import resources
+
+    folder = tmp_path / "smoke"
+    shutil.copytree(str(resources.files("prefline") / "resources" / "suites" / "smoke"), folder)
+    suite = load_suite(str(folder))
+    freeze_suite(suite, ledger)
+    freeze_suite(load_suite(str(folder)), ledger)  # unchanged: fine, idempotent
+
+    lines = (folder / "items.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["messages"][0]["content"] += " Please."
+    lines[0] = json.dumps(first)
+    lines.append(json.dumps({"id": "smoke-new", "messages": [{"role": "user", "content": "hi"}]}))
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n")
+
+    changed = load_suite(str(folder))
+    with pytest.raises(PreflineError, match=r"frozen with hash .* \(changed: smoke-001; added: smoke-new\).*raise `version`"):
+        run_eval(changed, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    result = CliRunner().invoke(app, ["suite", "show", str(folder)])
+    assert result.exit_code == 2 and "changed: smoke-001" in result.output
+
+    (folder / "suite.yaml").write_text((folder / "suite.yaml").read_text().replace("version: 1", "version: 2", 1))
+    bumped = load_suite(str(folder))
+    assert bumped.version == 2
+    freeze_suite(bumped, ledger)  # a new version may be frozen
