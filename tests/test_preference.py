@@ -1,0 +1,120 @@
+"""The preference layer: log-prob scoring, held-out pair accuracy, raw and length-controlled win rates."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from prefline.evals.preference import accuracy_by_slice, pair_accuracy, sequence_logprobs, tokenize_response
+from prefline.evals.winrate import combine_swapped, length_controlled_winrate
+from prefline.models import load_model, load_tokenizer, resolve_model
+
+PAIRS = [
+    {"id": f"p{i}", "slices": {"intent": "coding" if i % 2 else "factual"},
+     "prompt": [{"role": "user", "content": f"Question {i}: how do I reverse a list?"}],
+     "chosen": [{"role": "assistant", "content": f"Use xs[::-1] ({i})."}],
+     "rejected": [{"role": "assistant", "content": f"I cannot help with that request, sorry ({i})."}]}
+    for i in range(6)
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    ref = resolve_model(str(tiny_model_dir))
+    return load_model(ref), load_tokenizer(ref, padding_side="right")
+
+
+def test_response_tokens_follow_the_prompt(tiny):
+    _, tokenizer = tiny
+    tok = tokenize_response(tokenizer, PAIRS[0]["prompt"], PAIRS[0]["chosen"])
+    full = tokenizer.apply_chat_template(PAIRS[0]["prompt"] + PAIRS[0]["chosen"], tokenize=True, return_dict=True)["input_ids"]
+    assert tok.prompt + tok.response == list(full)
+    assert "Use xs[::-1] (0)." in tokenizer.decode(tok.response)
+    assert tokenizer.decode(tok.prompt).endswith("<|im_start|>assistant\n")
+
+
+def test_logprobs_match_a_naive_full_logits_pass(tiny):
+    model, tokenizer = tiny
+    seqs = [tokenize_response(tokenizer, p["prompt"], p[k]) for p in PAIRS for k in ("chosen", "rejected")]
+    fast = sequence_logprobs(model, tokenizer, seqs, batch_size=4)
+    for got, seq in zip(fast, seqs):
+        ids = torch.tensor([seq.prompt + seq.response])
+        with torch.no_grad():
+            logps = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        targets = ids[0, 1:]
+        expected = logps[torch.arange(len(targets)), targets][-len(seq.response):].sum().item()
+        assert got == pytest.approx(expected, abs=1e-3)
+
+
+def test_fresh_adapter_has_zero_implicit_reward(tiny):
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = tiny
+    peft = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))  # B = 0: policy == reference
+    results = pair_accuracy(peft, tokenizer, PAIRS, batch_size=4)
+    assert all(r["reward_chosen"] == pytest.approx(0, abs=1e-6) and r["correct"] in (0.5, 0.0, 1.0) for r in results)
+    assert all(abs(r["margin"]) < 1e-4 for r in results)
+    peft.unload()
+
+
+def test_trained_adapter_prefers_chosen(ledger, tiny_model_dir, tmp_path):
+    from peft import PeftModel
+
+    from conftest import write_jsonl
+    from prefline.config import TrainConfig
+    from prefline.data.ingest import ingest
+    from prefline.train.run import train
+
+    rows = [{k: p[k] for k in ("prompt", "chosen", "rejected", "slices")} for p in PAIRS]
+    ingest(write_jsonl(tmp_path / "p.jsonl", rows), "pa", ledger)
+    adapter = train("dpo", "pa", "pa1", TrainConfig(max_steps=8, batch_size=2, learning_rate=2e-2, max_length=64, bf16=False,
+                                                    gradient_checkpointing=False), ledger, model_spec=str(tiny_model_dir), show_progress=False)
+    ref = resolve_model(str(tiny_model_dir))
+    model = PeftModel.from_pretrained(load_model(ref), adapter["path"])
+    results = pair_accuracy(model, load_tokenizer(ref, padding_side="right"), PAIRS)
+    by_slice = accuracy_by_slice(results)
+    assert by_slice["overall"]["n"] == 6 and by_slice["intent=coding"]["n"] == 3
+    assert by_slice["overall"]["accuracy"] == 1.0  # it fitted these pairs
+    assert all(r["margin"] > 0 for r in results)
+
+
+def test_swapped_judgments():
+    assert combine_swapped("A", "B") == (1.0, False)   # candidate first, then candidate second: wins both
+    assert combine_swapped("B", "A") == (0.0, False)
+    assert combine_swapped("A", "A") == (0.5, True)    # prefers whatever is shown first
+    assert combine_swapped("B", "B") == (0.5, True)
+    assert combine_swapped("tie", "B") == (0.75, False)
+    assert combine_swapped("tie", "tie") == (0.5, False)
+
+
+def test_no_length_signal_gives_the_plain_logit():
+    # x = tanh(0) for every prompt when lengths are equal: theta = logit(mean) up to the tiny L2 shrinkage
+    result = length_controlled_winrate([1, 1, 1, 0] * 10, [0] * 40, samples=200)
+    assert result.raw.estimate == 0.75
+    assert result.length_controlled.estimate == pytest.approx(0.75, abs=0.01)
+    assert result.warning is None
+
+
+def test_pure_length_preference_is_controlled_to_half():
+    rng = np.random.default_rng(0)
+    d = rng.normal(25.0, 30.0, size=600)             # the candidate is usually longer
+    p = 1 / (1 + np.exp(-3.0 * np.tanh(d / d.std())))  # the judge only looks at length
+    wins = (rng.random(600) < p).astype(float)
+    result = length_controlled_winrate(wins, d, samples=200)
+    assert result.raw.estimate > 0.65
+    assert result.length_controlled.estimate == pytest.approx(0.5, abs=0.06)
+    assert result.length_controlled.low < 0.5 < result.length_controlled.high
+    assert result.length_coefficient > 2
+    assert result.warning and "follows response length" in result.warning
+
+
+def test_real_quality_survives_length_control():
+    rng = np.random.default_rng(1)
+    d = rng.normal(25.0, 30.0, size=600)
+    wins = (rng.random(600) < 1 / (1 + math.exp(-1.0))).astype(float)  # 73% wins whatever the length
+    result = length_controlled_winrate(wins, d, samples=200)
+    assert result.length_controlled.estimate == pytest.approx(result.raw.estimate, abs=0.05)
+    assert result.length_controlled.estimate == pytest.approx(0.73, abs=0.06)
