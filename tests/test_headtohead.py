@@ -1,0 +1,97 @@
+"""Head-to-head win rates between two stored runs, under LLM and rule judges."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefline.config import DecodingConfig
+from prefline.errors import PreflineError
+from prefline.evals.backends import HFBackend
+from prefline.evals.headtohead import head_to_head
+from prefline.evals.judges import JUDGE_PROMPT_VERSION, Judgment, LLMJudge, parse_verdict
+from prefline.models import resolve_model
+
+
+def make_run(ledger, outputs: dict[str, tuple[str, int]], suite_hash="s" * 64) -> int:
+    run = ledger.add_run(suite_name="t", suite_hash=suite_hash, model="m", model_hash="m" * 64, backend="hf",
+                         decoding={}, seed=0, scorers=[])
+    ledger.add_generations(run, [{"item_id": i, "item_hash": i, "slices": {"surface": "voice" if i < "i06" else "chat"},
+                                  "messages": [{"role": "user", "content": f"question {i}"}], "output": text,
+                                  "input_tokens": 3, "output_tokens": tokens, "latency_s": 0.0}
+                                 for i, (text, tokens) in outputs.items()])
+    ledger.finish_run(run, {})
+    return run
+
+
+class PrefersShorter:
+    """A rule judge with a known answer: the shorter text wins, in whichever position it is shown."""
+
+    def describe(self):
+        return {"kind": "rule", "rule": "shorter wins"}
+
+    def judge(self, prompts, candidate, baseline):
+        def verdict(a, b):
+            return "A" if len(a) < len(b) else "B" if len(b) < len(a) else "tie"
+
+        return [Judgment(first=verdict(c, b), second=verdict(b, c)) for c, b in zip(candidate, baseline)]
+
+
+class AlwaysA:
+    def describe(self):
+        return {"kind": "rule", "rule": "always A"}
+
+    def judge(self, prompts, candidate, baseline):
+        return [Judgment(first="A", second="A") for _ in prompts]
+
+
+ITEMS = [f"i{n:02d}" for n in range(12)]
+
+
+def test_win_rates_and_slices(ledger):
+    base = make_run(ledger, {i: ("x" * 20, 20) for i in ITEMS})
+    # the candidate is shorter on 9 items, longer on 3
+    cand = make_run(ledger, {i: ("x" * (10 if n < 9 else 30), 10 if n < 9 else 30) for n, i in enumerate(ITEMS)})
+    result = head_to_head(ledger, base, cand, PrefersShorter(), samples=200)
+    overall = result["slices"]["overall"]
+    assert overall["n"] == 12 and overall["raw"]["estimate"] == 0.75 and overall["flip_rate"] == 0.0
+    # the judge follows length exactly: controlling for length removes most of the advantage
+    assert overall["length_controlled"]["estimate"] < overall["raw"]["estimate"]
+    assert "warning" in overall
+    assert result["slices"]["surface=voice"]["n"] == 6 and result["slices"]["surface=voice"]["raw"]["estimate"] == 1.0
+    assert "length_controlled" not in result["slices"]["surface=voice"]  # too few items to fit
+    first = result["items"][0]
+    assert first["verdicts"] == ["A", "B"] and first["win"] == 1.0 and first["length_diff"] == -10
+
+
+def test_position_bias_counts_as_ties(ledger):
+    base = make_run(ledger, {i: ("b", 1) for i in ITEMS})
+    cand = make_run(ledger, {i: ("c", 1) for i in ITEMS})
+    result = head_to_head(ledger, base, cand, AlwaysA(), samples=200)
+    assert result["slices"]["overall"]["flip_rate"] == 1.0
+    assert result["slices"]["overall"]["raw"]["estimate"] == 0.5
+
+
+def test_runs_on_different_suites_are_refused(ledger):
+    base = make_run(ledger, {i: ("b", 1) for i in ITEMS})
+    other = make_run(ledger, {i: ("c", 1) for i in ITEMS}, suite_hash="z" * 64)
+    with pytest.raises(PreflineError, match="different suites"):
+        head_to_head(ledger, base, other, PrefersShorter())
+
+
+@pytest.mark.parametrize("reply, verdict", [("A", "A"), ("b", "B"), ("Answer B is better.", "B"), ("It's a tie.", "tie"),
+                                            ("**A**", "A"), ("I cannot decide", None), ("", None)])
+def test_parse_verdict(reply, verdict):
+    assert parse_verdict(reply) == verdict
+
+
+def test_llm_judge_on_a_real_backend(ledger, tiny_model_dir):
+    base = make_run(ledger, {i: ("Paris.", 2) for i in ITEMS[:3]})
+    cand = make_run(ledger, {i: ("The capital is Paris.", 5) for i in ITEMS[:3]})
+    backend = HFBackend(resolve_model(str(tiny_model_dir)), DecodingConfig(max_new_tokens=4, batch_size=8))
+    judge = LLMJudge(backend, label="tiny")
+    result = head_to_head(ledger, base, cand, judge, samples=100)
+    assert result["judge"]["prompt_version"] == JUDGE_PROMPT_VERSION and "{request}" in result["judge"]["user_template"]
+    assert result["slices"]["overall"]["n"] == 3
+    for item in result["items"]:
+        assert len(item["judge_said"]) == 2  # both orders, kept as evidence
+        assert set(item["verdicts"]) <= {"A", "B", "tie"}
