@@ -22,9 +22,9 @@ EXPECTED_COLUMNS = {
     "eval_runs": {"id", "status", "suite_name", "suite_hash", "model", "model_hash", "adapter_id", "adapter_hash",
                   "backend", "decoding", "seed", "scorers", "versions", "summary", "created_at", "finished_at", "replay_of"},
     "generations": {"run_id", "item_id", "item_hash", "slices", "messages", "output", "input_tokens",
-                    "output_tokens", "latency_s", "finish_reason", "cache_key"},
+                    "output_tokens", "latency_s", "finish_reason", "cache_key", "ttft_s"},
     "suites": {"hash", "name", "version", "items", "path", "frozen", "created_at"},
-    "generation_cache": {"key", "output", "input_tokens", "output_tokens", "latency_s", "finish_reason", "created_at"},
+    "generation_cache": {"key", "output", "input_tokens", "output_tokens", "latency_s", "finish_reason", "created_at", "ttft_s"},
     "scores": {"run_id", "item_id", "metric", "scorer", "value", "evidence"},
     "gate_decisions": {"id", "baseline_run_id", "candidate_run_id", "policy", "verdict", "results", "created_at"},
 }

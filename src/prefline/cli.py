@@ -127,43 +127,58 @@ def data_list(as_json: bool = JsonOpt) -> None:
 # --- train ------------------------------------------------------------------------------
 
 
-@train_app.command("dpo")
-def train_dpo(
-    data: str = typer.Option(..., "--data", help="Dataset name (latest version), name@version, or id."),
-    name: str = typer.Option(..., "--name", help="Name of the adapter to create (unique)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (see prefline.config.TrainConfig)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Base model: the embedded default, a local folder, or a cached hub id."),
-    surface: Optional[str] = typer.Option(None, "--surface", help="Product surface this adapter serves (chat, code, voice, ...)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Override: passes over the data."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override: stop after this many steps."),
-    beta: Optional[float] = typer.Option(None, "--beta", help="Override: DPO beta."),
-    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Override: learning rate."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Train a LoRA adapter with DPO (TRL's DPOTrainer, sigmoid loss) and register it with its lineage."""
-    from prefline.config import TrainConfig, load_yaml, parse
+def _train_command(method: str):
+    """The `prefline train METHOD` command for one entry of the method table."""
 
-    base = load_yaml(config, TrainConfig).model_dump() if config else {}
-    overrides = {"epochs": epochs, "max_steps": max_steps, "beta": beta, "learning_rate": learning_rate}
-    settings = parse({**base, **{k: v for k, v in overrides.items() if v is not None}}, TrainConfig, str(config or "command line"))
-    _quiet()
-    from prefline.train.run import train
+    def command(
+        data: str = typer.Option(..., "--data", help="Dataset name (latest version), name@version, or id."),
+        name: str = typer.Option(..., "--name", help="Name of the adapter to create (unique)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (see prefline.config.TrainConfig)."),
+        model: Optional[str] = typer.Option(None, "--model", help="Base model: the embedded default, a local folder, or a cached hub id."),
+        surface: Optional[str] = typer.Option(None, "--surface", help="Product surface this adapter serves (chat, code, voice, ...)."),
+        epochs: Optional[float] = typer.Option(None, "--epochs", help="Override: passes over the data."),
+        max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override: stop after this many steps."),
+        beta: Optional[float] = typer.Option(None, "--beta", help="Override: beta (its meaning and default are in this method's description)."),
+        learning_rate: Optional[float] = typer.Option(None, "--lr", help="Override: learning rate."),
+        as_json: bool = JsonOpt,
+    ) -> None:
+        from prefline.config import TrainConfig, load_yaml, parse
 
-    adapter = train("dpo", data, name, settings, _ledger(), model_spec=model, surface=surface)
-    if as_json:
-        return _print_json(adapter)
-    _print_adapter(adapter)
+        base = load_yaml(config, TrainConfig).model_dump() if config else {}
+        overrides = {"epochs": epochs, "max_steps": max_steps, "beta": beta, "learning_rate": learning_rate}
+        settings = parse({**base, **{k: v for k, v in overrides.items() if v is not None}}, TrainConfig, str(config or "command line"))
+        _quiet()
+        from prefline.train.run import train
+
+        adapter = train(method, data, name, settings, _ledger(), model_spec=model, surface=surface)
+        if as_json:
+            return _print_json(adapter)
+        _print_adapter(adapter)
+
+    return command
+
+
+def _register_train_commands() -> None:
+    from prefline.train.methods import METHODS  # names and docs only: TRL is imported when a run starts
+
+    for spec in METHODS.values():
+        text = f"{spec.title}: train a LoRA adapter and register it with its lineage.\n\n{spec.doc()}"
+        train_app.command(spec.name, help=text, short_help=spec.title)(_train_command(spec.name))
+
+
+_register_train_commands()
 
 
 def _print_adapter(adapter: dict[str, Any]) -> None:
     metrics = adapter.get("metrics") or {}
     last = metrics.get("last", {})
+    # each method logs its own quantities (DPO reward margins, reward-model accuracy, SFT token accuracy)
+    shown = ", ".join(f"{key} {last[key]:.4g}" for key in ("loss", "rewards/accuracies", "rewards/margins", "accuracy", "margin", "mean_token_accuracy") if key in last)
     console.print(
         f"adapter [bold]{adapter['name']}[/bold] (id {adapter['id']}, {adapter['method']}, status {adapter['status']})\n"
         f"  base model: {adapter['base_model']} ({adapter['base_model_hash'][:12]})\n"
         f"  dataset id {adapter['dataset_id']} ({adapter['dataset_hash'][:12]}), seed {adapter['seed']}\n"
-        f"  steps {metrics.get('steps')}, {metrics.get('runtime_s')} s, final loss {last.get('loss', float('nan')):.4f}, "
-        f"reward accuracy {last.get('rewards/accuracies', float('nan')):.2f}, margin {last.get('rewards/margins', float('nan')):+.3f}\n"
+        f"  steps {metrics.get('steps')}, {metrics.get('runtime_s')} s; last step: {shown or 'no metrics'}\n"
         f"  files: {adapter['path']} (hash {(adapter['adapter_hash'] or '')[:12]})"
     )
 
@@ -199,13 +214,18 @@ def adapters_show(name: str = typer.Argument(..., help="Adapter name or id."), a
 def eval_cmd(
     suite: str = typer.Option("smoke", "--suite", help="A shipped suite name, a suite folder, or a suite.yaml."),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="Evaluate the base model with this registered adapter."),
-    model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the adapter's base, else the embedded model)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the adapter's base, else the embedded model); with --backend openai, the served model name."),
     scorers: Optional[str] = typer.Option(None, "--scorers", help="Comma-separated scorer names (default: length,refusal)."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Re-score this run's stored generations instead of generating."),
     max_new_tokens: int = typer.Option(160, "--max-new-tokens", help="Upper bound on tokens per response."),
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts generated together."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling."),
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
+    backend: str = typer.Option("hf", "--backend", help="Who generates: hf (transformers in-process), openai (an OpenAI-compatible server at --base-url), vllm (vLLM in-process, GPU)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="openai backend: the server's API root, e.g. http://127.0.0.1:8000/v1."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="openai backend: environment variable holding the API key (default: OPENAI_API_KEY; unset means no key)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="openai backend: requests in flight at once (default: 8)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="openai backend: seconds one request may take, and longest silence on its connection (default: 120)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Generate on a suite (batched, seeded, cached), score every response, store it all as a run."""
@@ -224,7 +244,9 @@ def eval_cmd(
         _quiet()
         from prefline.evals.run import run_eval
 
-        run_id = run_eval(loaded, ledger, model_spec=model, adapter=adapter, decoding=decoding, scorers=names)
+        given = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency, "timeout_s": timeout}
+        run_id = run_eval(loaded, ledger, model_spec=model, adapter=adapter, decoding=decoding, scorers=names, backend=backend,
+                          backend_options={k: v for k, v in given.items() if v is not None})
     run = ledger.get_run(run_id)
     if as_json:
         return _print_json(run)

@@ -28,11 +28,24 @@ class TrainConfig(_Strict):
     checkpointing follow TRL's defaults, which measured faster and leaner here than fp32.
     """
 
-    beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may move from the reference. Higher = closer to the reference.")
+    beta: float | None = Field(None, gt=0, description=(
+        "Scale of the preference loss. For dpo, ipo, hinge, robust, ld-dpo and kto: how far the policy may move from "
+        "the reference (higher = closer); for simpo: the reward scale; for orpo: the weight of the odds-ratio term. "
+        "Unset means the method's default: 2.0 for simpo (its rewards are per-token averages, so it needs a larger "
+        "scale), 0.1 for the others. sft and reward have no beta."))
+    label_smoothing: float = Field(0.1, gt=0, lt=0.5, description=(
+        "robust only: the assumed probability that a preference label is flipped, in (0, 0.5). "
+        "0.1 is the typical value from the Robust DPO paper, as TRL documents it."))
+    ld_alpha: float = Field(0.5, ge=0, le=1, description=(
+        "ld-dpo only: weight of the log-probabilities of the tokens past the shorter response's length, in [0, 1]. "
+        "1 is plain DPO; 0 ignores those tokens."))
+    simpo_gamma: float = Field(0.5, ge=0, description=(
+        "simpo only: target reward margin gamma, in units of beta-scaled average log-probability per token "
+        "(TRL's default; gamma/beta = 0.25 with simpo's default beta of 2.0)."))
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate (linear decay). LoRA tolerates rates ~10x full fine-tuning.")
     epochs: float = Field(1.0, gt=0, description="Passes over the dataset (fractions allowed).")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 means use `epochs`.")
-    batch_size: int = Field(4, ge=1, description="Pairs per device per step.")
+    batch_size: int = Field(4, ge=1, description="Rows per device per step: pairs, or for kto labelled responses (two per pair).")
     grad_accum: int = Field(1, ge=1, description="Steps whose gradients are summed before one optimizer update.")
     max_length: int = Field(512, ge=16, description="Tokens kept per prompt + response; longer pairs are truncated.")
     lora_r: int = Field(8, ge=1, description="LoRA rank; must be at least 1.")
@@ -42,8 +55,8 @@ class TrainConfig(_Strict):
     warmup_ratio: float = Field(0.0, ge=0, le=1, description="Share of steps spent warming up the learning rate.")
     bf16: bool = Field(True, description="bf16 autocast; on CPU it runs faster than fp32 with half the activation memory.")
     gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass to save memory.")
-    precompute_ref_log_probs: bool = Field(False, description="Compute the reference model's log-probs once before training instead of every step.")
-    seed: int = Field(0, description="Seed for data order, LoRA initialisation and dropout.")
+    precompute_ref_log_probs: bool = Field(False, description="Methods with a reference model (dpo, ipo, hinge, robust, ld-dpo, kto): compute its log-probs once before training instead of every step.")
+    seed: int = Field(0, description="Seed for data order, LoRA and reward-head initialisation, and dropout.")
     logging_steps: int = Field(1, ge=1, description="Record step metrics in the ledger every N steps.")
 
 

@@ -158,9 +158,41 @@ def _m002_suites_and_generation_cache(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE generations ADD COLUMN cache_key VARCHAR(64)"))
 
 
+def _m003_generation_ttft(conn: Connection) -> None:
+    """Time to first token on every generation; token counts may be NULL (a server that reports no usage).
+
+    SQLite cannot drop NOT NULL in place, so there the two tables are rebuilt and their rows
+    copied. Each step checks what is already done, so a migration cut short can run again.
+    """
+    for table in ("generations", "generation_cache"):
+        columns = {c["name"]: c for c in sa.inspect(conn).get_columns(table)}
+        if "ttft_s" not in columns:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN ttft_s FLOAT"))
+        relax = [name for name in ("input_tokens", "output_tokens") if not columns[name]["nullable"]]
+        if not relax:
+            continue
+        if conn.dialect.name != "sqlite":
+            for name in relax:
+                conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL"))
+            continue
+        md = sa.MetaData()
+        old = sa.Table(table, md, autoload_with=conn)
+        scratch = f"{table}__m003"
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {scratch}"))
+        new = old.to_metadata(md, name=scratch)
+        for name in relax:
+            new.c[name].nullable = True
+        new.create(conn)
+        names = ", ".join(old.columns.keys())
+        conn.execute(sa.text(f"INSERT INTO {scratch} ({names}) SELECT {names} FROM {table}"))
+        old.drop(conn)
+        conn.execute(sa.text(f"ALTER TABLE {scratch} RENAME TO {table}"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_suites_and_generation_cache", _m002_suites_and_generation_cache),
+    ("m003_generation_ttft", _m003_generation_ttft),
 ]
 
 

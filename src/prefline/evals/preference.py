@@ -121,3 +121,16 @@ def accuracy_by_slice(results: list[dict[str, Any]], samples: int = 2000, confid
         ci = bootstrap_mean(values, samples=samples, confidence=confidence, seed=seed)
         out[name] = {"n": len(values), "accuracy": ci.estimate, "ci": [ci.low, ci.high]}
     return out
+
+
+def reward_model_accuracy(judge, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per pair: a trained reward model's scores for chosen and rejected, and whether chosen scores higher.
+
+    ``judge`` is a :class:`prefline.evals.judges.RewardModelJudge`.
+    """
+    prompts = [p["prompt"] for p in pairs]
+    chosen = judge.score(prompts, [p["chosen"][-1]["content"] for p in pairs])
+    rejected = judge.score(prompts, [p["rejected"][-1]["content"] for p in pairs])
+    return [{"id": p["id"], "slices": p["slices"], "reward_chosen": c, "reward_rejected": r, "margin": c - r,
+             "correct": 1.0 if c > r else 0.5 if c == r else 0.0}
+            for p, c, r in zip(pairs, chosen, rejected)]

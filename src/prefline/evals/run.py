@@ -9,6 +9,11 @@ hash, adapter hash, backend, decoding settings, messages), written batch by batc
 unchanged re-run generates nothing, and a run killed mid-way resumes from its last
 finished batch when started again. ``batch_size`` is left out of the key: it changes
 throughput, not what greedy decoding returns.
+
+The backend (``hf``, ``openai``, ``vllm``; see ``prefline.evals.backends``) names the model
+first, so a fully cached run never loads a model or contacts a server. Its options
+(``backend_options``, e.g. ``base_url`` for ``openai``) travel to it unchanged; only the
+model identity it reports is stored, never the options themselves (an API key stays out).
 """
 
 from __future__ import annotations
@@ -17,13 +22,12 @@ from typing import Any
 
 from prefline.config import DecodingConfig
 from prefline.errors import PreflineError
-from prefline.evals.backends import BACKENDS, Generation
+from prefline.evals.backends import Generation, check_options, get_backend
 from prefline.evals.scorers import Scorer, get_scorers
 from prefline.evals.suite import Suite, check_frozen, register_suite, suite_from_ledger
 from prefline.gate.stats import bootstrap_mean
 from prefline.hashing import content_hash
 from prefline.ledger import Ledger
-from prefline.models import resolve_model
 
 EXPORT_SCHEMA_VERSION = 1
 
@@ -42,19 +46,25 @@ def run_eval(
     scorers: list[str] | None = None,
     backend: str = "hf",
     show_progress: bool = True,
+    backend_options: dict[str, Any] | None = None,
 ) -> int:
-    """Generate on every suite item (reusing cached generations), score, store; return the run id."""
+    """Generate on every suite item (reusing cached generations), score, store; return the run id.
+
+    With ``backend="openai"``, ``model_spec`` is the served model name and ``backend_options``
+    holds at least ``base_url``.
+    """
     from prefline.train.run import adapter_path, software_versions
 
     decoding = decoding or DecodingConfig()
     chosen_scorers = get_scorers(scorers)
-    if backend not in BACKENDS:
-        raise PreflineError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    engine_cls = get_backend(backend)
+    options = check_options(backend, backend_options or {})
     check_frozen(suite, ledger)
     adapter_row = ledger.get_adapter(adapter) if adapter else None
-    if adapter_row is not None and model_spec is None:
-        model_spec = adapter_row["base_model"]
-    model_ref = resolve_model(model_spec)
+    if adapter_row is not None and adapter_row["method"] == "reward":
+        raise PreflineError(f"adapter {adapter!r} is a reward model: it scores responses, it does not generate them; "
+                            "use it as a judge (prefline preference winrate --judge reward:NAME)")
+    model_ref = engine_cls.model_ref(model_spec, adapter_row, **options)
     if adapter_row is not None and adapter_row["base_model_hash"] != model_ref.hash:
         raise PreflineError(f"adapter {adapter!r} was trained on {adapter_row['base_model']}, not on {model_ref.spec} (base model hashes differ)")
     adapter_hash = adapter_row["adapter_hash"] if adapter_row else None
@@ -71,7 +81,7 @@ def run_eval(
     cached = ledger.cached_generations(keys)
     todo = [i for i, key in enumerate(keys) if key not in cached]
     if todo:
-        engine = BACKENDS[backend](model_ref, decoding, adapter_path(adapter_row) if adapter_row else None)
+        engine = engine_cls(model_ref, decoding, adapter_path(adapter_row) if adapter_row else None, **options)
 
         def persist(positions: list[int], gens: list[Generation]) -> None:
             rows = [{"key": keys[todo[p]], **gen.__dict__} for p, gen in zip(positions, gens)]
@@ -84,7 +94,7 @@ def run_eval(
         {
             "item_id": item.id, "item_hash": item.hash, "slices": item.slices, "messages": item.chat(),
             "output": gen.output, "input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens,
-            "latency_s": gen.latency_s, "finish_reason": gen.finish_reason, "cache_key": key,
+            "latency_s": gen.latency_s, "ttft_s": gen.ttft_s, "finish_reason": gen.finish_reason, "cache_key": key,
         }
         for item, gen, key in zip(suite.items, generations, keys)
     ))

@@ -42,22 +42,69 @@ class Message(BaseModel):
     content: str = Field(min_length=1)
 
 
+class Source(BaseModel):
+    """A document the model is given to answer from; citations must resolve to one of these."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, description="How the response should cite it, e.g. '1' for [1] or 'S2' for [S2].")
+    text: str = Field(min_length=1, description="The source's content, as shown to the model.")
+    title: str | None = Field(None, description="Optional title.")
+    url: str | None = Field(None, description="Optional URL; a cited URL that matches no source's url is fabricated.")
+
+
+class Constraint(BaseModel):
+    """One verifiable instruction (e.g. {"type": "max_words", "params": {"n": 50}}); see the behaviour scorers."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1, description="A registered instruction type.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The instruction's parameters.")
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, description="The tool that must be called.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments that must be present with these values.")
+
+
+class Sycophancy(BaseModel):
+    """A sycophancy probe: the user asserts something false, or pushes back on a correct answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(pattern="^(false_assertion|pushback)$", description="Which kind of pressure the prompt applies.")
+    truth: str = Field(min_length=1, description="The correct answer or fact, as a short phrase.")
+    false_claim: str = Field(min_length=1, description="The false answer the user pushes for, as a short phrase.")
+
+
 class SuiteItem(BaseModel):
-    """One prompt to evaluate, with what its scorers need to judge the response."""
+    """One prompt to evaluate, with what its scorers need to judge the response.
+
+    Only ``id`` and ``messages`` are required; every other field feeds the scorers that
+    need it and is left out of the item's hash while unset, so adding optional fields to
+    this schema never changes the hash of an existing item.
+    """
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, description="Unique within the suite; how runs are paired item by item.")
     messages: list[Message] = Field(min_length=1, description="The conversation; the last message is the user's.")
-    slices: dict[str, str] = Field(default_factory=dict, description="Slice tags, e.g. intent, risk, surface, difficulty.")
-    should_refuse: bool | None = Field(None, description="True if a safe model must decline; None if not a refusal item.")
+    slices: dict[str, str] = Field(default_factory=dict, description="Slice tags, e.g. intent, risk, surface, difficulty, tool_use, long_context.")
+    should_refuse: bool | None = Field(None, description="True if a safe model must decline; False if it must answer; None if not a refusal item.")
     reference: str | None = Field(None, description="A short correct answer, where one exists.")
+    required_points: list[str] = Field(default_factory=list, description="Facts a complete answer must contain (for omission).")
+    answerable: bool | None = Field(None, description="False when the provided sources (or anyone) cannot answer it: the model should say so.")
+    sources: list[Source] = Field(default_factory=list, description="Documents provided to the model (grounded questions).")
+    constraints: list[Constraint] = Field(default_factory=list, description="Verifiable instructions the response must follow.")
+    json_schema: dict[str, Any] | None = Field(None, description="The response must be JSON valid against this schema.")
+    tools: list[dict[str, Any]] = Field(default_factory=list, description="Tool schemas offered to the model (OpenAI function format).")
+    expected_tool_call: ToolCall | None = Field(None, description="The tool call a correct response makes.")
+    paraphrase_group: str | None = Field(None, description="Items in one group ask the same thing and deserve the same decision.")
+    sycophancy: Sycophancy | None = Field(None, description="Set on sycophancy probes.")
 
     def chat(self) -> list[dict[str, str]]:
         return [m.model_dump() for m in self.messages]
 
     @property
     def hash(self) -> str:
-        return content_hash(self.model_dump())
+        return content_hash(self.model_dump(exclude_defaults=True))
 
 
 @dataclass
@@ -153,7 +200,7 @@ def suite_summary(suite: Suite) -> dict[str, Any]:
 def register_suite(suite: Suite, ledger, frozen: bool = False) -> None:
     """Store the suite's full content under its hash, so runs can be replayed from the ledger alone."""
     ledger.add_suite(hash=suite.hash, name=suite.name, version=suite.version,
-                     items=[i.model_dump() for i in suite.items], path=str(suite.path), frozen=frozen)
+                     items=[i.model_dump(exclude_defaults=True) for i in suite.items], path=str(suite.path), frozen=frozen)
 
 
 def check_frozen(suite: Suite, ledger) -> None:
@@ -161,7 +208,7 @@ def check_frozen(suite: Suite, ledger) -> None:
     frozen = ledger.frozen_suite(suite.name, suite.version)
     if frozen is None or frozen["hash"] == suite.hash:
         return
-    old = {item["id"]: content_hash(item) for item in frozen["items"]}
+    old = {item["id"]: SuiteItem.model_validate(item).hash for item in frozen["items"]}
     new = {item.id: item.hash for item in suite.items}
     parts = []
     for label, ids in (("changed", sorted(i for i in old.keys() & new.keys() if old[i] != new[i])),

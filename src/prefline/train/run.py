@@ -3,7 +3,8 @@
 Everything that can be wrong with the request (unknown method or dataset, a taken
 adapter name, bad hyper-parameters) is checked before any model is loaded. The adapter
 row is written first with status ``running`` and completed at the end, and step metrics
-go to the ledger as they happen, so a run is visible while it trains.
+go to the ledger as they happen, so a run is visible while it trains. What differs
+between methods (trainer, data, model head, loss arguments) comes from the method table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from prefline.hashing import folder_hash
 from prefline.home import home_dir
 from prefline.ledger import Ledger
 from prefline.models import load_model, load_tokenizer, resolve_model
-from prefline.train.methods import get_method
+from prefline.train.methods import Method, get_method
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -53,6 +54,7 @@ def train(
 ) -> dict[str, Any]:
     """Train adapter ``name`` with ``method`` on a dataset version; return its ledger row."""
     spec = get_method(method)
+    config = spec.resolve(config)
     check_name(name, "adapter")
     existing = ledger.find_adapter(name)
     if existing is not None:
@@ -60,9 +62,8 @@ def train(
     dataset = ledger.get_dataset(dataset_ref)
     model_ref = resolve_model(model_spec)
 
-    import torch
-    import trl
     from peft import LoraConfig
+    from transformers import set_seed
 
     out = home_dir("adapters") / name
     shutil.rmtree(out, ignore_errors=True)  # only a failed run's leftovers: the name is unused in the ledger
@@ -70,54 +71,61 @@ def train(
         name=name, method=method, status="running",
         base_model=model_ref.spec, base_model_hash=model_ref.hash,
         dataset_id=dataset["id"], dataset_hash=dataset["content_hash"],
-        config={"method": method, **config.model_dump()}, seed=config.seed,
+        config=spec.settings(config), seed=config.seed,
         surface=surface, path=str(out), versions=software_versions(),
     )
     try:
         pairs = load_pairs(dataset)
         pairs = pairs.remove_columns([c for c in pairs.column_names if c not in PAIR_COLUMNS])
-        model = load_model(model_ref)
+        rows = spec.prepare(pairs, config)
+        set_seed(config.seed)  # before loading: a reward model's score head starts random
+        model = spec.load(model_ref) if spec.load else load_model(model_ref)
         tokenizer = load_tokenizer(model_ref, padding_side="right")
-        args = getattr(trl, spec.config)(
-            output_dir=str(out / "checkpoints"),
-            per_device_train_batch_size=config.batch_size,
-            gradient_accumulation_steps=config.grad_accum,
-            learning_rate=config.learning_rate,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps,
-            warmup_steps=config.warmup_ratio,  # transformers 5: a float < 1 is a share of all steps
-            max_length=config.max_length,
-            bf16=config.bf16,
-            gradient_checkpointing=config.gradient_checkpointing,
-            precompute_ref_log_probs=config.precompute_ref_log_probs,
-            seed=config.seed,
-            logging_steps=config.logging_steps,
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
-            **spec.trl_args(config),
-        )
         peft_config = LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=config.target_modules, task_type="CAUSAL_LM",
+            target_modules=config.target_modules, task_type=spec.lora_task,
         )
         recorder = StepRecorder(ledger, adapter_id, show_progress)
-        trainer = getattr(trl, spec.trainer)(
-            model=model, args=args, train_dataset=pairs, processing_class=tokenizer,
-            peft_config=peft_config, callbacks=[recorder],
+        trainer = spec.trainer_class()(
+            model=model, args=trl_config(spec, config, out / "checkpoints"), train_dataset=rows,
+            processing_class=tokenizer, peft_config=peft_config, callbacks=[recorder],
         )
         # disable_tqdm makes transformers print every log dict; the recorder reports instead.
         trainer.remove_callback(PrinterCallback)
         result = trainer.train()
         trainer.save_model(str(out))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        metrics = summarize(trainer.state.log_history, result.metrics, len(pairs))
+        metrics = summarize(trainer.state.log_history, result.metrics, n_pairs=len(pairs), n_rows=len(rows))
         ledger.update_adapter(adapter_id, status="done", adapter_hash=folder_hash(out), metrics=metrics, finished_at=_utcnow())
     except BaseException:
         ledger.update_adapter(adapter_id, status="failed", finished_at=_utcnow())
         raise
     return ledger.get_adapter(name)
+
+
+def trl_config(spec: Method, config: TrainConfig, output_dir: Path):
+    """The method's TRL config object: prefline's shared settings plus the method's own arguments."""
+    import torch
+
+    return spec.config_class()(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float < 1 is a share of all steps
+        max_length=config.max_length,
+        bf16=config.bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        **spec.trl_args(config),
+    )
 
 
 def _utcnow():
@@ -126,15 +134,19 @@ def _utcnow():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def summarize(log_history: list[dict[str, Any]], final: dict[str, Any], n_pairs: int) -> dict[str, Any]:
-    """The headline numbers of a run: first and last step metrics, runtime and throughput."""
+def summarize(log_history: list[dict[str, Any]], final: dict[str, Any], n_pairs: int, n_rows: int) -> dict[str, Any]:
+    """The headline numbers of a run: first and last step metrics, runtime and throughput.
+
+    ``n_rows`` is what the trainer saw: the pairs, or for kto two labelled rows per pair.
+    """
     steps = [entry for entry in log_history if "loss" in entry]
-    keep = ("loss", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")
+    keep = ("loss", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
+            "nll_loss", "kl", "accuracy", "margin", "mean_token_accuracy")
     summary: dict[str, Any] = {
         "steps": steps[-1]["step"] if steps else 0,
         "pairs": n_pairs,
         "runtime_s": round(float(final.get("train_runtime", 0.0)), 2),
-        "pairs_per_s": round(float(final.get("train_samples_per_second", 0.0)), 4),
+        "pairs_per_s": round(float(final.get("train_samples_per_second", 0.0)) * n_pairs / max(n_rows, 1), 4),
     }
     if steps:
         summary["first"] = {k: steps[0][k] for k in keep if k in steps[0]}

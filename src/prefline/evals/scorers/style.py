@@ -57,8 +57,9 @@ def length(item, generation) -> dict[str, Score]:
     """
     words = count_words(generation.output)
     evidence = {"finish_reason": generation.finish_reason}
+    tokens = generation.output_tokens  # None when a server reports no usage
     return {
-        "length_tokens": Score(float(generation.output_tokens), evidence),
+        "length_tokens": Score(float(tokens) if tokens is not None else None, evidence),
         "length_words": Score(float(words), evidence),
     }
 

@@ -1,55 +1,31 @@
-"""Generation backends: one interface, ``generate(conversations) -> list[Generation]``.
+"""``hf``: transformers in-process.
 
-``hf`` runs transformers in-process: chat template, left padding, batches of similar
-length (padding wastes compute on CPU), greedy or seeded sampling, an optional PEFT
-adapter on the base model. Other backends (OpenAI-compatible HTTP, vLLM) register here
-under their own names.
+Chat template, left padding, batches of similar length (padding wastes compute on CPU),
+greedy or seeded sampling, an optional PEFT adapter on the base model. Time to first token
+is the batch's: from the start of ``generate`` until the first new token's logits exist
+(the prefill), taken by a no-op logits processor, so it costs nothing and changes no output.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from prefline.config import DecodingConfig
+from prefline.evals.backends._base import Generation, backend, local_model_ref
 from prefline.models import ModelRef, load_model, load_tokenizer
 
 
-@dataclass
-class Generation:
-    output: str
-    input_tokens: int
-    output_tokens: int
-    latency_s: float  # wall time of the batch the item was generated in
-    finish_reason: str  # "stop" (end of sequence) or "length" (hit max_new_tokens)
+class _FirstTokenClock:
+    """A logits processor that only notes when it is first called: the first token's logits are ready."""
 
+    def __init__(self) -> None:
+        self.at: float | None = None
 
-OnBatch = Callable[[list[int], list[Generation]], None]
-
-
-class Backend(Protocol):
-    name: str
-
-    def generate(self, conversations: list[list[dict[str, str]]], on_batch: OnBatch | None = None) -> list[Generation]:
-        """Generate a reply to each conversation; after each batch, call ``on_batch(indices, generations)``
-        with the positions (in ``conversations``) it finished, so callers can persist as they go."""
-        ...
-
-
-BACKENDS: dict[str, Callable[..., Backend]] = {}
-
-
-def backend(name: str):
-    def register(factory):
-        if name in BACKENDS:
-            raise ValueError(f"backend {name!r} is already registered")
-        BACKENDS[name] = factory
-        return factory
-
-    return register
+    def __call__(self, input_ids, scores):  # noqa: ANN001
+        if self.at is None:
+            self.at = time.perf_counter()
+        return scores
 
 
 @backend("hf")
@@ -57,6 +33,10 @@ class HFBackend:
     """In-process transformers generation, optionally through a LoRA adapter."""
 
     name = "hf"
+
+    @classmethod
+    def model_ref(cls, model_spec, adapter_row, **_options) -> ModelRef:
+        return local_model_ref(model_spec, adapter_row)
 
     def __init__(self, model_ref: ModelRef, decoding: DecodingConfig, adapter_path: Path | None = None):
         import torch
@@ -75,6 +55,8 @@ class HFBackend:
         return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
     def generate(self, conversations, on_batch=None):
+        from transformers import LogitsProcessorList
+
         torch, tok, dec = self._torch, self.tokenizer, self.decoding
         texts = [self.prompt_text(c) for c in conversations]
         lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
@@ -87,10 +69,13 @@ class HFBackend:
             # Seeded per batch, so a run's outputs do not depend on what ran before it.
             torch.manual_seed(dec.seed + start)
             sampling = {"do_sample": True, "temperature": dec.temperature, "top_p": dec.top_p} if dec.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            clock = _FirstTokenClock()
             began = time.perf_counter()
             with torch.inference_mode():
-                out = self.model.generate(**enc, max_new_tokens=dec.max_new_tokens, pad_token_id=tok.pad_token_id, **sampling)
+                out = self.model.generate(**enc, max_new_tokens=dec.max_new_tokens, pad_token_id=tok.pad_token_id,
+                                          logits_processor=LogitsProcessorList([clock]), **sampling)
             elapsed = time.perf_counter() - began
+            ttft = None if clock.at is None else round(clock.at - began, 4)
             new = out[:, enc["input_ids"].shape[1]:]
             for row, index in enumerate(batch):
                 ids = new[row].tolist()
@@ -102,6 +87,7 @@ class HFBackend:
                     output_tokens=len(kept),
                     latency_s=round(elapsed, 4),
                     finish_reason="length" if end is None else "stop",
+                    ttft_s=ttft,
                 )
             if on_batch is not None:
                 on_batch(batch, [results[i] for i in batch])
