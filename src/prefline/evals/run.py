@@ -125,9 +125,9 @@ def replay_run(source_run: int | str, ledger: Ledger, scorers: list[str] | None 
 
 def _score_and_finish(ledger: Ledger, run_id: int, suite: Suite, generations: list[Generation], scorers: list[Scorer], seed: int) -> None:
     score_rows = []
-    for item, gen in zip(suite.items, generations):
-        for s in scorers:
-            for metric, score in s.fn(item, gen).items():
+    for s in scorers:
+        for item, scores in zip(suite.items, s.score_all(suite.items, generations)):
+            for metric, score in scores.items():
                 score_rows.append({"item_id": item.id, "metric": metric, "scorer": s.name, "value": score.value, "evidence": score.evidence})
     ledger.add_scores(run_id, score_rows)
     ledger.finish_run(run_id, summarize_scores(score_rows, {i.id: i.slices for i in suite.items}, seed=seed))

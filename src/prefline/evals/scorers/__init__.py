@@ -7,6 +7,10 @@ safety) and, per metric, a direction: ``higher`` or ``lower`` is better, or ``ne
 for a descriptive number no policy should read as good or bad by itself.
 A metric value of ``None`` means "does not apply to this item" and is left out of means.
 Aggregation (per slice, with intervals) is the harness's job, never a scorer's.
+
+A scorer with ``scope="run"`` sees the whole run at once, ``fn(items, generations) ->
+[{metric: Score}, ...]`` aligned with the items, for metrics that compare items with each
+other (e.g. consistency within a paraphrase group); each item still gets its own values.
 """
 
 from __future__ import annotations
@@ -38,15 +42,23 @@ class Scorer:
     axis: str
     metrics: dict[str, str]  # metric name -> direction
     description: str
+    scope: str = "item"  # "item": fn(item, generation); "run": fn(items, generations)
+
+    def score_all(self, items: list, generations: list) -> list[dict[str, Score]]:
+        if self.scope == "run":
+            return self.fn(items, generations)
+        return [self.fn(item, gen) for item, gen in zip(items, generations)]
 
 
 SCORERS: dict[str, Scorer] = {}
 
 
-def scorer(name: str, *, layer: str, category: str, axis: str, metrics: dict[str, str]):
+def scorer(name: str, *, layer: str, category: str, axis: str, metrics: dict[str, str], scope: str = "item"):
     """Register a scorer function under ``name``; its docstring is its documentation."""
     if layer not in LAYERS or category not in CATEGORIES or axis not in AXES:
         raise ValueError(f"scorer {name!r}: bad layer/category/axis {layer}/{category}/{axis}")
+    if scope not in ("item", "run"):
+        raise ValueError(f"scorer {name!r}: scope must be 'item' or 'run', got {scope!r}")
     bad = {m: d for m, d in metrics.items() if d not in DIRECTIONS}
     if bad:
         raise ValueError(f"scorer {name!r}: unknown direction(s) {bad}")
@@ -54,20 +66,31 @@ def scorer(name: str, *, layer: str, category: str, axis: str, metrics: dict[str
     def register(fn):
         if name in SCORERS:
             raise ValueError(f"scorer {name!r} is already registered")
-        SCORERS[name] = Scorer(name, fn, layer, category, axis, dict(metrics), (fn.__doc__ or "").strip())
+        SCORERS[name] = Scorer(name, fn, layer, category, axis, dict(metrics), (fn.__doc__ or "").strip(), scope)
         return fn
 
     return register
 
 
 def get_scorers(names: list[str] | None = None) -> list[Scorer]:
-    from prefline.evals.scorers import style  # noqa: F401  (registers the built-in scorers)
+    _register_builtins()
 
     names = names or DEFAULT_SCORERS
     unknown = [n for n in names if n not in SCORERS]
     if unknown:
         raise PreflineError(f"unknown scorer(s) {', '.join(unknown)}; known: {', '.join(sorted(SCORERS))}")
     return [SCORERS[n] for n in names]
+
+
+BUILTIN_MODULES = ("style",)
+
+
+def _register_builtins() -> None:
+    """Import the built-in scorer modules; importing registers their scorers."""
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"prefline.evals.scorers.{module}")
 
 
 def metric_directions() -> dict[str, str]:
