@@ -26,6 +26,8 @@ EXPECTED_COLUMNS = {
     "suites": {"hash", "name", "version", "items", "path", "frozen", "created_at"},
     "generation_cache": {"key", "output", "input_tokens", "output_tokens", "latency_s", "finish_reason", "created_at", "ttft_s"},
     "scores": {"run_id", "item_id", "metric", "scorer", "value", "evidence"},
+    "preference_evals": {"id", "kind", "dataset_id", "adapter_id", "baseline_run_id", "candidate_run_id", "judge",
+                         "summary", "items", "created_at"},
     "gate_decisions": {"id", "baseline_run_id", "candidate_run_id", "policy", "verdict", "results", "created_at"},
 }
 

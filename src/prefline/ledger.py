@@ -189,10 +189,30 @@ def _m003_generation_ttft(conn: Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE {scratch} RENAME TO {table}"))
 
 
+def _m004_preference_evals(conn: Connection) -> None:
+    md = sa.MetaData()
+    md.reflect(conn, only=["datasets", "adapters", "eval_runs"])  # the tables its foreign keys point to
+    sa.Table(
+        "preference_evals", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(30), nullable=False),  # pair_accuracy, reward_accuracy, win_rate
+        sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id")),
+        sa.Column("adapter_id", sa.Integer, sa.ForeignKey("adapters.id")),
+        sa.Column("baseline_run_id", sa.Integer, sa.ForeignKey("eval_runs.id")),
+        sa.Column("candidate_run_id", sa.Integer, sa.ForeignKey("eval_runs.id")),
+        sa.Column("judge", sa.JSON),
+        sa.Column("summary", sa.JSON, nullable=False),
+        sa.Column("items", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_suites_and_generation_cache", _m002_suites_and_generation_cache),
     ("m003_generation_ttft", _m003_generation_ttft),
+    ("m004_preference_evals", _m004_preference_evals),
 ]
 
 
@@ -421,6 +441,14 @@ class Ledger:
         if fresh:
             with self.engine.begin() as conn:
                 conn.execute(t.insert(), [{**r, "created_at": _now()} for r in fresh])
+
+    # -- preference layer
+    def add_preference_eval(self, **values: Any) -> int:
+        return self._insert("preference_evals", created_at=_now(), **values)
+
+    def preference_evals(self) -> list[dict[str, Any]]:
+        t = self.t["preference_evals"]
+        return self._rows(sa.select(t).order_by(t.c.id))
 
     # -- gate
     def add_gate_decision(self, **values: Any) -> int:
