@@ -41,6 +41,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(runs_app, name="runs")
 app.add_typer(suite_app, name="suite")
+preference_app = typer.Typer(no_args_is_help=True, help="The preference layer: held-out pair accuracy and judged win rates.")
+app.add_typer(preference_app, name="preference")
 
 # Wide enough for the gate table when piped to a file; a terminal keeps its own width.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -331,6 +333,15 @@ def suite_list(as_json: bool = JsonOpt) -> None:
     console.print(_table("suites", ["name", "version", "items", "hash"], [[r["name"], r["version"], r["items"], r["hash"][:12]] for r in rows]))
 
 
+@suite_app.command("validate")
+def suite_validate(suite: str = typer.Argument(..., help="Shipped suite name, suite folder or suite.yaml.")) -> None:
+    """Check every item of a suite (reports all malformed items at once, with file, line and field)."""
+    from prefline.evals.suite import load_suite
+
+    loaded = load_suite(suite)
+    console.print(f"suite {loaded.name} v{loaded.version}: {len(loaded.items)} items valid, hash {loaded.hash}")
+
+
 @suite_app.command("freeze")
 def suite_freeze(suite: str = typer.Argument(..., help="Shipped suite name or suite folder.")) -> None:
     """Register a suite version as immutable: later loads must hash to the same items."""
@@ -356,6 +367,65 @@ def suite_show(suite: str = typer.Argument(..., help="Shipped suite name or suit
     console.print(f"suite [bold]{summary['name']}[/bold] v{summary['version']} ({frozen}): {summary['items']} items, hash {summary['hash']}\n  {summary['path']}")
     for key, counts in summary["slices"].items():
         console.print(f"  {key}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
+
+
+# --- preference layer -------------------------------------------------------------------
+
+
+def _print_accuracy_table(title: str, slices: dict[str, Any]) -> None:
+    rows = [[name, s["n"], f"{s['accuracy']:.3f}", f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"] for name, s in slices.items()]
+    console.print(_table(title, ["slice", "n", "accuracy", "90% interval"], rows))
+
+
+@preference_app.command("accuracy")
+def preference_accuracy(
+    data: str = typer.Option(..., "--data", help="Dataset of held-out pairs: name (latest version), name@version, or id."),
+    adapter: str = typer.Option(..., "--adapter", help="A DPO-family adapter (implicit reward vs the base) or a reward-model adapter."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Sequences scored together."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Share of pairs where the adapter prefers the chosen response, overall and per slice, stored in the ledger."""
+    _quiet()
+    from prefline.evals.preference_eval import pair_accuracy_eval
+
+    result = pair_accuracy_eval(_ledger(), data, adapter, batch_size=batch_size)
+    if as_json:
+        return _print_json(result)
+    if result["warning"]:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(f"warning: {result['warning']}", markup=False)
+    _print_accuracy_table(f"{result['kind']} of {result['adapter']} on {result['dataset']} (evaluation {result['id']})", result["slices"])
+
+
+@preference_app.command("winrate")
+def preference_winrate(
+    baseline: str = typer.Argument(..., help="Baseline eval run id."),
+    candidate: str = typer.Argument(..., help="Candidate eval run id (same suite hash)."),
+    judge: str = typer.Option("llm", "--judge", help="reward:ADAPTER (a prefline reward model) or llm (an LLM judge on --backend)."),
+    backend: str = typer.Option("hf", "--backend", help="LLM judge: generation backend (hf, openai, vllm)."),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM judge: model (hf: the embedded default or a folder; openai: the served name)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="LLM judge on openai: the server's API root."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="LLM judge on openai: environment variable holding the API key."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Candidate-vs-baseline win rate judged in both orders: raw, length-controlled, and the judge's flip rate."""
+    _quiet()
+    from prefline.evals.preference_eval import make_judge, win_rate_eval
+
+    ledger = _ledger()
+    options = {k: v for k, v in {"base_url": base_url, "api_key_env": api_key_env}.items() if v is not None}
+    result = win_rate_eval(ledger, baseline, candidate, make_judge(ledger, judge, backend=backend, model=model, **options))
+    if as_json:
+        return _print_json(result)
+    rows = []
+    for name, s in result["slices"].items():
+        lc = s.get("length_controlled")
+        rows.append([name, s["n"], f"{s['raw']['estimate']:.3f} [{s['raw']['ci'][0]:.3f}, {s['raw']['ci'][1]:.3f}]",
+                     f"{lc['estimate']:.3f} [{lc['ci'][0]:.3f}, {lc['ci'][1]:.3f}]" if lc else "(too few items)", f"{s['flip_rate']:.2f}"])
+    console.print(_table(f"win rate of run {result['candidate_run']} vs run {result['baseline_run']}, judge {json.dumps(result['judge'].get('model') or result['judge'].get('adapter'))} (evaluation {result['id']})",
+                         ["slice", "n", "raw [90% CI]", "length-controlled [90% CI]", "flip rate"], rows))
+    warning = result["slices"]["overall"].get("warning")
+    if warning:
+        console.print(f"warning: {warning}", markup=False)
 
 
 # --- gate -------------------------------------------------------------------------------
