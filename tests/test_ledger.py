@@ -15,10 +15,11 @@ from prefline.ledger import MIGRATIONS, Ledger, migrate
 EXPECTED_COLUMNS = {
     "schema_migrations": {"name", "applied_at"},
     "datasets": {"id", "name", "version", "content_hash", "path", "rejects_path", "source_file", "source_hash",
-                 "n_read", "n_accepted", "n_rejected", "n_duplicates", "meta", "created_at"},
+                 "n_read", "n_accepted", "n_rejected", "n_duplicates", "meta", "created_at", "n_excluded", "n_pairs"},
     "adapters": {"id", "name", "method", "status", "base_model", "base_model_hash", "dataset_id", "dataset_hash",
                  "config", "seed", "surface", "path", "adapter_hash", "metrics", "versions", "created_at", "finished_at"},
     "train_steps": {"adapter_id", "step", "metrics", "created_at"},
+    "train_probes": {"adapter_id", "step", "metrics", "outputs", "created_at"},
     "eval_runs": {"id", "status", "suite_name", "suite_hash", "model", "model_hash", "adapter_id", "adapter_hash",
                   "backend", "decoding", "seed", "scorers", "versions", "summary", "created_at", "finished_at", "replay_of"},
     "generations": {"run_id", "item_id", "item_hash", "slices", "messages", "output", "input_tokens",
@@ -29,6 +30,8 @@ EXPECTED_COLUMNS = {
     "preference_evals": {"id", "kind", "dataset_id", "adapter_id", "baseline_run_id", "candidate_run_id", "judge",
                          "summary", "items", "created_at"},
     "gate_decisions": {"id", "baseline_run_id", "candidate_run_id", "policy", "verdict", "results", "created_at"},
+    "dataset_lineage": {"id", "dataset_id", "parent_id", "relation", "params", "diff", "changed_share", "major_change",
+                        "is_primary", "created_at"},
 }
 
 

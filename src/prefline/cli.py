@@ -88,32 +88,113 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 @data_app.command("ingest")
 def data_ingest(
-    file: Path = typer.Argument(..., help="A JSONL file of preference pairs (TRL conversational or plain-string form)."),
+    file: Path = typer.Argument(..., help="A file of preference signals: JSONL, CSV or Parquet (pairs by default; see --signal)."),
     name: str = typer.Option(..., "--name", help="Dataset name; each ingest adds a new version of it."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Input format (default: from the file extension)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Input format: jsonl, csv, parquet, hh-rlhf, ultrafeedback (default: from the file extension)."),
+    signal: Optional[str] = typer.Option(None, "--signal", help="Signal kind: pairwise, ratings, events, judge (default: chosen/rejected pairs; ratings for ultrafeedback)."),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="Ingest rules YAML: limits, slice vocabularies, ratings margin and cap, event rules, judge audit (docs/data.md)."),
+    consensus: Optional[str] = typer.Option(None, "--consensus", help="Combine signals about one pair: majority or dawid-skene (default: majority for signals; none for plain pairs)."),
     source: Optional[str] = typer.Option(None, "--source", help="Source label for rows that carry none (default: the file name)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any row was rejected or duplicated (the version is still stored)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Validate a file of pairs and store it as a new dataset version (Parquet + rejects file)."""
+    """Validate a file of preference signals and store it as a new dataset version (Parquet + rejects file)."""
     from prefline.data.ingest import ingest
 
-    result = ingest(file, name, _ledger(), fmt=fmt, source=source)
+    result = ingest(file, name, _ledger(), fmt=fmt, source=source, signal=signal, rules=rules, consensus=consensus)
     if as_json:
         _print_json(result.as_dict())
     else:
-        err = Console(stderr=True, soft_wrap=True, highlight=False)
-        for problem in result.problems[:50]:
-            err.print(problem, markup=False)
-        if len(result.problems) > 50:
-            err.print(f"... and {len(result.problems) - 50} more in {result.rejects_path}", markup=False)
-        console.print(
-            f"dataset [bold]{result.name}@{result.version}[/bold] (id {result.dataset_id}, hash {result.content_hash[:12]})\n"
-            f"  read {result.n_read} = accepted {result.n_accepted} + rejected {result.n_rejected} + duplicates {result.n_duplicates}\n"
-            f"  pairs:   {result.path}\n  rejects: {result.rejects_path}"
-        )
+        _print_ingest(result)
     if strict and (result.n_rejected or result.n_duplicates):
         raise typer.Exit(1)
+
+
+def _print_ingest(result) -> None:  # noqa: ANN001
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    for problem in result.problems[:50]:
+        err.print(problem, markup=False)
+    if len(result.problems) > 50:
+        err.print(f"... and {len(result.problems) - 50} more in {result.rejects_path}", markup=False)
+    counts = (f"  read {result.n_read} = accepted {result.n_accepted} + rejected {result.n_rejected}"
+              f" + duplicates {result.n_duplicates} + excluded {result.n_excluded}")
+    lines = [f"dataset [bold]{result.name}@{result.version}[/bold] (id {result.dataset_id}, hash {result.content_hash[:12]})", counts]
+    if result.excluded:
+        lines.append("  excluded: " + ", ".join(f"{category} {n}" for category, n in result.excluded.items()))
+    if result.signal != "pairs" or result.consensus != "none":
+        lines.append(f"  pairs {result.n_pairs} ({result.signal} signals, consensus {result.consensus})")
+    if result.stats:
+        lines.append("  counts: " + ", ".join(f"{key} {n}" for key, n in result.stats.items()))
+    lines.append(f"  pairs:   {result.path}\n  rejects: {result.rejects_path}")
+    if result.audit_path:
+        lines.append(f"  audit:   {result.audit_path}")
+    console.print("\n".join(lines))
+
+
+@data_app.command("agreement")
+def data_agreement(
+    dataset: str = typer.Argument(..., help="Dataset name (latest version), name@version, or id."),
+    flag_margin: float = typer.Option(0.2, "--flag-margin", help="Flag annotators whose agreement with the others is this far below the median annotator's."),
+    min_pairs: int = typer.Option(5, "--min-pairs", help="Vote pairs an annotator needs before they can be flagged."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Inter-annotator agreement (Krippendorff's alpha, percent agreement) overall, per slice, per axis, per annotator."""
+    from prefline.data.agreement import agreement_report
+    from prefline.data.ingest import load_signals
+
+    row = _ledger().get_dataset(dataset)
+    report = {"dataset": f"{row['name']}@{row['version']}", **agreement_report(load_signals(row), flag_margin, min_pairs)}
+    if as_json:
+        return _print_json(report)
+
+    def fmt(value: Any) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    def line(name: str, s: dict[str, Any]) -> list[Any]:
+        return [name, s["n_items"], s["n_items_multi"], s["n_votes"], s["n_annotators"], fmt(s["alpha"]), fmt(s["percent_agreement"])]
+
+    columns = ["", "items", "items with 2+ votes", "votes", "annotators", "alpha", "% agreement"]
+    rows = [line("overall", report["overall"])] + [line(k, v) for k, v in report["slices"].items()] + [line(f"axis {k}", v) for k, v in report["axes"].items()]
+    console.print(_table(f"agreement in {report['dataset']}", columns, rows))
+    console.print(_table("annotators", ["annotator", "votes", "vote pairs", "agreement with others", "alpha without", "flagged"],
+                         [[a, s["n_votes"], s["n_vote_pairs"], fmt(s["agreement_with_others"]), fmt(s["alpha_without"]), s["why"] or ""]
+                          for a, s in report["annotators"].items()]))
+
+
+review_app = typer.Typer(no_args_is_help=True, help="The expert review queue: disputed pairs out, decisions back in as a new version.")
+data_app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def data_review_export(
+    dataset: str = typer.Argument(..., help="Dataset name (latest version), name@version, or id."),
+    out: Path = typer.Option(..., "--out", help="Review file to write: .jsonl or .csv (both responses, every vote and rationale)."),
+    min_disagreement: float = typer.Option(0.33, "--min-disagreement", help="Queue pairs whose share of dissenting votes is at least this (pairs without consensus always)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the high-disagreement pairs of a dataset version for expert review."""
+    from prefline.data.review import export_review
+
+    summary = export_review(dataset, out, _ledger(), min_disagreement)
+    if as_json:
+        return _print_json(summary)
+    console.print(f"{summary['n_items']} pair(s) of {summary['dataset']} to review: {summary['path']}")
+
+
+@review_app.command("import")
+def data_review_import(
+    file: Path = typer.Argument(..., help="A review file (.jsonl or .csv) with 'decision' filled in: a, b or tie."),
+    into: str = typer.Option(..., "--into", help="Dataset name that gets the new version (usually the reviewed dataset's)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Dataset version the decisions apply to (default: the one named in the file)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Bring review decisions back as a new signal and store the result as a new dataset version."""
+    from prefline.data.review import import_review
+
+    result = import_review(file, into, _ledger(), base=base)
+    if as_json:
+        return _print_json(result.as_dict())
+    _print_ingest(result)
 
 
 @data_app.command("list")
@@ -122,8 +203,177 @@ def data_list(as_json: bool = JsonOpt) -> None:
     rows = _ledger().list_datasets()
     if as_json:
         return _print_json(rows)
-    console.print(_table("datasets", ["id", "name@version", "pairs", "rejected", "duplicates", "hash", "created"],
-                         [[r["id"], f"{r['name']}@{r['version']}", r["n_accepted"], r["n_rejected"], r["n_duplicates"], r["content_hash"][:12], r["created_at"]] for r in rows]))
+    console.print(_table("datasets", ["id", "name@version", "pairs", "read", "accepted", "rejected", "duplicates", "excluded", "hash", "created"],
+                         [[r["id"], f"{r['name']}@{r['version']}", r.get("n_pairs") or r["n_accepted"], r["n_read"], r["n_accepted"], r["n_rejected"],
+                           r["n_duplicates"], r.get("n_excluded") or 0, r["content_hash"][:12], r["created_at"]] for r in rows]))
+
+
+MajorShareOpt = typer.Option(None, "--major-share", help="Share of pairs changed (Jaccard distance of the id sets) above which a version is a major change (default 0.3).")
+
+
+@data_app.command("report")
+def data_report(
+    dataset: str = typer.Argument(..., help="Dataset name (latest version), name@version, or id."),
+    targets: Optional[Path] = typer.Option(None, "--targets", help="Target mixture YAML: least share or pairs per slice value (docs/data.md)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML page (plots embedded) to this file."),
+    close_calls: bool = typer.Option(False, "--close-calls", help="Score each pair's close-call margin with the reference model (needs a model; slow on CPU)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Reference model for --close-calls: the embedded default, a local folder, or a cached hub id."),
+    sample: Optional[int] = typer.Option(None, "--sample", min=1, help="With --close-calls: score this many pairs, drawn with seed 0 (default: all)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes that scan the pairs (default: the CPUs, at most 4)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Quality report: coverage vs targets, bias profile, trivial and close-call negatives, duplicates, contamination."""
+    from prefline.data.coverage import load_targets
+    from prefline.data.quality import data_report as build
+
+    wanted = load_targets(targets) if targets else None
+    ledger = _ledger()
+    row = ledger.get_dataset(dataset)
+    if close_calls:
+        _quiet()
+    report = build(row, ledger, wanted, model=model, close_call_sample=sample, score_close_calls=close_calls, workers=workers)
+    if html:
+        from prefline.report.data_html import write_html
+
+        write_html(report, html)
+    if as_json:
+        return _print_json(report)
+    _print_data_report(report)
+    if html:
+        console.print(f"html: {html}")
+
+
+def _print_data_report(r: dict[str, Any]) -> None:
+    d, cov, bias, neg, dup, con = r["dataset"], r["coverage"], r["bias"], r["negatives"], r["duplicates"], r["contamination"]
+    console.print(f"[bold]{d['name']}@{d['version']}[/bold]: {d['pairs']} pairs (hash {d['content_hash'][:12]})")
+    targets = {(t["key"], t["value"]): t for t in cov["targets"]}
+    rows = []
+    for key, values in cov["keys"].items():
+        for value, count in values.items():
+            t = targets.get((key, value), {})
+            rows.append([key, value, count, f"{count / max(d['pairs'], 1):.1%}", _pct(t.get("target_share")), t.get("min_pairs") or "",
+                         f"short by {t['short_by']}" if t.get("shortfall") else ""])
+        if cov["untagged"][key]:
+            rows.append([key, "(untagged)", cov["untagged"][key], f"{cov['untagged'][key] / max(d['pairs'], 1):.1%}", "", "", ""])
+    rows += [[t["key"], t["value"], 0, "0.0%", _pct(t["target_share"]), t["min_pairs"] or "", f"short by {t['short_by']}"]
+             for t in cov["targets"] if t["value"] not in cov["keys"].get(t["key"], {})]
+    console.print(_table("coverage", ["slice", "value", "pairs", "share", "target share", "min pairs", "shortfall"], rows))
+    if cov["missing_keys"]:
+        console.print("  not tagged: " + ", ".join(cov["missing_keys"]))
+    markers = [m for m in ("refuses", "hedges", "cites") if f"chosen_{m}" in bias["overall"]]
+    columns = ["group", "pairs", "chosen longer", "length ratio"] + [f"{m} (chosen/rejected)" for m in markers]
+    groups = [("overall", bias["overall"])] + [(f"source={k}", v) for k, v in bias["by_source"].items()] + list(bias["by_slice"].items())
+    console.print(_table("bias profile", columns, [
+        [label, s["pairs"], _pct(s.get("chosen_longer")), s.get("length_ratio_mean", "")] +
+        [f"{_pct(s.get(f'chosen_{m}'))} / {_pct(s.get(f'rejected_{m}'))}" for m in markers] for label, s in groups]))
+    missing = [name for name, origin in bias["detectors"].items() if origin is None]
+    if missing:
+        console.print("  detectors not installed: " + ", ".join(missing))
+    if bias.get("position"):
+        p = bias["position"]
+        console.print(f"  judge position: first-shown response picked in {_pct(p['first_share'])} of {p['judgements']} judgements")
+    for warning in bias["warnings"]:
+        console.print(f"[yellow]warning[/yellow]: {warning}", markup=True, highlight=False)
+    flags = ", ".join(f"{k} {v}" for k, v in neg["flags"].items())
+    console.print(f"negatives: {flags}; teach nothing: {neg['teach_nothing']} ({_pct(neg['teach_nothing_share'])})")
+    close = neg.get("close_calls")
+    if close:
+        console.print(f"  close calls ({close['model']}, {close['pairs_scored']} pairs): close {close['close']}, "
+                      f"already separated {close['separated']}, reversed {close['reversed']}, mean margin {close['mean_margin']} nats/token")
+    console.print(f"duplicates: exact {dup['exact']['redundant_pairs']} redundant pairs in {dup['exact']['groups']} groups; "
+                  f"near {dup['near']['redundant_pairs']} in {dup['near']['groups']} groups")
+    suites = ", ".join(f"{s['suite']}@{s['version']}" for s in con["suites"]) or "no frozen suites in the ledger"
+    console.print(f"contamination ({suites}): {con['contaminated_pairs']} pairs match {con['contaminated_items']} items")
+    if con["items"]:
+        console.print(_table("contaminated items", ["suite", "item", "pairs", "n-gram overlap", "jaccard", "prompt"],
+                             [[f"{i['suite']}@{i['version']}", i["item_id"], i["pairs"], i["max_ngram_overlap"], i["max_jaccard"],
+                               i["prompt"][:60]] for i in con["items"]]))
+    if r.get("lineage") and r["lineage"]["parents"]:
+        console.print("lineage: " + "; ".join(f"{p['relation']} of {p['dataset']} (changed {_pct(p['changed_share'])}"
+                                              f"{', major' if p['major_change'] else ''})" for p in r["lineage"]["parents"]))
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+@data_app.command("decontaminate")
+def data_decontaminate(
+    dataset: str = typer.Argument(..., help="Dataset name (latest version), name@version, or id."),
+    name: str = typer.Option(..., "--name", help="Dataset that gets the new version (without the contaminated pairs)."),
+    major_share: Optional[float] = MajorShareOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write a new version without the pairs whose prompt overlaps a frozen evaluation suite (recorded as lineage)."""
+    from prefline.data.contamination import decontaminate
+
+    result = decontaminate(dataset, name, _ledger(), major_share=major_share)
+    if as_json:
+        return _print_json(result)
+    _print_version(result, f"removed {result['rejects']} contaminated pair(s)")
+
+
+@data_app.command("mix")
+def data_mix(
+    name: str = typer.Option(..., "--name", help="Dataset that gets the new version."),
+    sources: list[str] = typer.Option(..., "--from", help="DATASET:WEIGHT, repeatable: keep this share, in (0, 1], of the dataset's pairs."),
+    by_slice: list[str] = typer.Option([], "--by-slice", help="KEY=VALUE:WEIGHT, repeatable: multiply the keep rate of pairs with this tag (0 drops them)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draw: the same seed and data give the same mixture."),
+    major_share: Optional[float] = MajorShareOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build a new dataset version from existing ones, weighted per dataset and per slice (recorded as lineage)."""
+    from prefline.data.mix import mix, parse_slice_weight, parse_source
+
+    result = mix(name, [parse_source(s) for s in sources], _ledger(), [parse_slice_weight(s) for s in by_slice], seed=seed,
+                 major_share=major_share)
+    if as_json:
+        return _print_json(result)
+    _print_version(result, ", ".join(f"{p['dataset']} x{p['params']['weight']:g}: {p['params']['pairs_kept']} of {p['params']['pairs_in']}"
+                                     for p in result["parents"] if p["relation"] == "mix"))
+
+
+def _print_version(result: dict[str, Any], what: str) -> None:
+    d = result["dataset"]
+    console.print(f"dataset [bold]{d['name']}@{d['version']}[/bold] (id {d['id']}, hash {d['content_hash'][:12]}): {d['pairs']} pairs; {what}")
+    for p in result["parents"]:
+        console.print(f"  parent {p['dataset']} ({p['relation']}): changed {_pct(p['changed_share'])}{', MAJOR change' if p['major_change'] else ''}")
+    console.print(f"  pairs: {d['path']}")
+
+
+@data_app.command("diff")
+def data_diff(
+    old: str = typer.Argument(..., help="The earlier version: name@version or id (or, alone, the version to compare with its parent)."),
+    new: Optional[str] = typer.Argument(None, help="The later version (default: OLD is compared with its recorded parent)."),
+    major_share: Optional[float] = MajorShareOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Pairs added and removed, per-source and per-slice counts, and the bias-profile change between two versions."""
+    from prefline.data.diff import diff_versions, lineage, parents
+
+    ledger = _ledger()
+    if new is None:
+        child = ledger.get_dataset(old)
+        lineage(ledger, child)
+        recorded = parents(ledger, child["id"])
+        if not recorded:
+            raise PreflineError(f"dataset {child['name']}@{child['version']} has no parent; name two versions: prefline data diff A B")
+        primary = next((p for p in recorded if p["is_primary"]), recorded[0])
+        a, b = ledger.get_dataset(str(primary["parent_id"])), child
+    else:
+        a, b = ledger.get_dataset(old), ledger.get_dataset(new)
+    change = diff_versions(a, b, major_share)
+    if as_json:
+        return _print_json(change)
+    o, n = change["old"], change["new"]
+    console.print(f"{o['name']}@{o['version']} ({o['pairs']}) -> {n['name']}@{n['version']} ({n['pairs']}): "
+                  f"+{change['added']} -{change['removed']} ={change['kept']}; changed {_pct(change['changed_share'])}"
+                  f"{' (MAJOR change, > ' + _pct(change['major_share']) + ')' if change['major_change'] else ''}")
+    for title, key in (("per source", "by_source"), ("per slice", "by_slice")):
+        console.print(_table(title, ["group", "old", "new", "change"],
+                             [[k, v["old"], v["new"], f"{v['change']:+d}"] for k, v in change[key].items()]))
+    console.print(_table("bias profile", ["measure", "old", "new", "change"],
+                         [[k, v["old"], v["new"], "" if v["change"] is None else f"{v['change']:+.4f}"] for k, v in change["bias"].items()]))
 
 
 # --- train ------------------------------------------------------------------------------
@@ -144,15 +394,19 @@ def _train_command(method: str):
         learning_rate: Optional[float] = typer.Option(None, "--lr", help="Override: learning rate."),
         as_json: bool = JsonOpt,
     ) -> None:
-        from prefline.config import TrainConfig, load_yaml, parse
+        from prefline.config import TrainConfig, parse
+        from prefline.train.surfaces import load_train_file
 
-        base = load_yaml(config, TrainConfig).model_dump() if config else {}
+        # only the fields the file and the options set: the rest stay unset, for the surface's defaults
+        base, surfaces = load_train_file(config) if config else ({}, {})
         overrides = {"epochs": epochs, "max_steps": max_steps, "beta": beta, "learning_rate": learning_rate}
         settings = parse({**base, **{k: v for k, v in overrides.items() if v is not None}}, TrainConfig, str(config or "command line"))
         _quiet()
-        from prefline.train.run import train
+        from prefline.train.run import is_main_process, train
 
-        adapter = train(method, data, name, settings, _ledger(), model_spec=model, surface=surface)
+        adapter = train(method, data, name, settings, _ledger(), model_spec=model, surface=surface, surfaces=surfaces)
+        if not is_main_process():  # under accelerate launch, one process reports
+            return None
         if as_json:
             return _print_json(adapter)
         _print_adapter(adapter)
@@ -171,6 +425,21 @@ def _register_train_commands() -> None:
 _register_train_commands()
 
 
+@train_app.command("resume")
+def train_resume(name: str = typer.Argument(..., help="Adapter whose run was killed or failed (status running or failed)."),
+                 as_json: bool = JsonOpt) -> None:
+    """Resume a killed or failed run from its last checkpoint, with its recorded method, data, model and config."""
+    _quiet()
+    from prefline.train.run import is_main_process, resume
+
+    adapter = resume(name, _ledger())
+    if not is_main_process():
+        return None
+    if as_json:
+        return _print_json(adapter)
+    _print_adapter(adapter)
+
+
 def _print_adapter(adapter: dict[str, Any]) -> None:
     metrics = adapter.get("metrics") or {}
     last = metrics.get("last", {})
@@ -183,6 +452,10 @@ def _print_adapter(adapter: dict[str, Any]) -> None:
         f"  steps {metrics.get('steps')}, {metrics.get('runtime_s')} s; last step: {shown or 'no metrics'}\n"
         f"  files: {adapter['path']} (hash {(adapter['adapter_hash'] or '')[:12]})"
     )
+    if metrics.get("stopped_early"):
+        console.print(f"  stopped early at step {metrics['stopped_early']['step']}: {metrics['stopped_early']['reason']}", markup=False)
+    for warning in metrics.get("warnings", []):
+        console.print(f"  warning (step {warning['step']}, {warning['code']}): {warning['message']}", markup=False)
 
 
 @adapters_app.command("list")
@@ -202,11 +475,33 @@ def adapters_show(name: str = typer.Argument(..., help="Adapter name or id."), a
     adapter = ledger.get_adapter(name, finished=False)
     steps = ledger.train_steps(adapter["id"])
     if as_json:
-        return _print_json({**adapter, "steps": steps})
+        from prefline.train.records import probes
+
+        return _print_json({**adapter, "steps": steps, "probes": probes(ledger, adapter["id"])})
     _print_adapter(adapter)
     console.print(f"  config: {json.dumps(adapter['config'])}\n  versions: {json.dumps(adapter['versions'])}")
     keys = ["loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected", "tokens_per_s"]
     console.print(_table("steps", ["step", *keys], [[s["step"], *[f"{s['metrics'].get(k, float('nan')):.4g}" for k in keys]] for s in steps]))
+    from prefline.train.records import probes
+
+    taken = probes(ledger, adapter["id"])
+    if taken:
+        console.print(_table("drift probes", ["step", "items", "mean length (tokens)", "refusal rate"],
+                             [[p["step"], p["metrics"]["n"], f"{p['metrics']['length_tokens']:.1f}", f"{p['metrics']['refusal']:.2f}"] for p in taken]))
+
+
+@adapters_app.command("export")
+def adapters_export(
+    name: str = typer.Argument(..., help="Adapter name or id (a finished one)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write (must not exist, or be empty)."),
+    merge: bool = typer.Option(False, "--merge", help="Merge the adapter into the base weights: a full model folder transformers loads as is."),
+) -> None:
+    """Export an adapter: its PEFT folder as is, or with --merge a full model with the adapter merged in."""
+    _quiet()
+    from prefline.train.export import export_adapter
+
+    path = export_adapter(_ledger(), name, out, merge=merge)
+    console.print(f"adapter {name} exported to {path} ({'merged full model' if merge else 'PEFT adapter folder'})")
 
 
 # --- eval -------------------------------------------------------------------------------

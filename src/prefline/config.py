@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefline.errors import PreflineError
 
@@ -58,6 +58,31 @@ class TrainConfig(_Strict):
     precompute_ref_log_probs: bool = Field(False, description="Methods with a reference model (dpo, ipo, hinge, robust, ld-dpo, kto): compute its log-probs once before training instead of every step.")
     seed: int = Field(0, description="Seed for data order, LoRA and reward-head initialisation, and dropout.")
     logging_steps: int = Field(1, ge=1, description="Record step metrics in the ledger every N steps.")
+    save_steps: int = Field(0, ge=0, description=(
+        "Write a checkpoint (adapter, optimizer, scheduler, RNG state) every N optimizer steps under the adapter's "
+        "folder, so `prefline train resume NAME` can continue a killed run; 0 (default) writes none, and a resumed run "
+        "then starts again from step 0. Checkpoints are deleted when the run finishes."))
+    save_total_limit: int = Field(2, ge=1, description="Checkpoints kept at once (the newest); older ones are deleted as new ones are written.")
+    probe_every: int = Field(0, ge=0, description=(
+        "Drift probes: every N optimizer steps (and once before the first), generate greedily with the model being "
+        "trained on `probe_items` prompts of `probe_suite` and record the mean response length (tokens) and refusal "
+        "rate in the ledger. 0 (default) turns probes off."))
+    probe_suite: str | None = Field(None, description="Suite the probes draw from: a shipped suite name or a suite folder. Unset: `probe` if prefline ships it, else `smoke`.")
+    probe_items: int = Field(8, ge=1, description="Prompts per probe: the suite's first N items.")
+    probe_max_new_tokens: int = Field(64, ge=1, description="Upper bound on tokens per probe response.")
+    max_length_increase: float | None = Field(None, gt=0, description=(
+        "Drift limit, with probes on: stop training when the probes' mean response length exceeds the step-0 mean by "
+        "more than this share (0.3 = 30% longer). Unset: no limit."))
+    max_refusal_increase: float | None = Field(None, gt=0, le=1, description=(
+        "Drift limit, with probes on: stop training when the probes' refusal rate exceeds the step-0 rate by more than "
+        "this (absolute, 0.1 = ten points). Unset: no limit."))
+
+    @model_validator(mode="after")
+    def _limits_need_probes(self) -> TrainConfig:
+        for limit in ("max_length_increase", "max_refusal_increase"):
+            if getattr(self, limit) is not None and self.probe_every == 0:
+                raise ValueError(f"{limit} is a drift limit read from the probes, but probe_every is 0 (probes off); set probe_every too")
+        return self
 
 
 class DecodingConfig(_Strict):

@@ -4,7 +4,10 @@
 2. evaluate the base model on the shipped ``smoke`` suite (the baseline run);
 3. train a DPO LoRA adapter on the pairs;
 4. evaluate base + adapter on the same suite (the candidate run);
-5. gate the candidate against the baseline with the default policy.
+5. gate the candidate against the baseline with the default policy;
+6. the preference layer: held-out pair accuracy of the adapter on 24 pairs it never saw,
+   and the candidate's win rate over the baseline judged by the base model itself, in both
+   orders, raw and length-controlled.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from rich.console import Console
 
 from prefline.config import DecodingConfig, TrainConfig
 from prefline.data.ingest import ingest
+from prefline.evals.preference_eval import make_judge, pair_accuracy_eval, win_rate_eval
 from prefline.evals.run import run_eval
 from prefline.evals.suite import load_suite
 from prefline.gate.compare import compare_runs
@@ -29,8 +33,8 @@ DEMO_TRAIN = TrainConfig(epochs=1, learning_rate=5e-4, beta=0.1, batch_size=4, m
 DEMO_DECODING = DecodingConfig(max_new_tokens=128, batch_size=16)
 
 
-def demo_pairs_path() -> Path:
-    return Path(str(resources.files("prefline") / "resources" / "demo" / "pairs.jsonl"))
+def demo_pairs_path(name: str = "pairs.jsonl") -> Path:
+    return Path(str(resources.files("prefline") / "resources" / "demo" / name))
 
 
 def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, max_steps: int | None = None):
@@ -69,6 +73,22 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     console.print(gate_table(result))
     console.print(verdict_line(result))
 
+    step("6. preference layer")
+    heldout = ingest(demo_pairs_path("heldout.jsonl"), "demo-heldout", ledger)
+    accuracy = pair_accuracy_eval(ledger, f"demo-heldout@{heldout.version}", name)
+    overall = accuracy["slices"]["overall"]
+    console.print(f"held-out pair accuracy of {name} on {heldout.n_accepted} unseen pairs: {overall['accuracy']:.3f} "
+                  f"[{overall['ci'][0]:.3f}, {overall['ci'][1]:.3f}] (0.5 = no preference learned)")
+    judge = make_judge(ledger, "llm", backend="hf", model=model.spec)
+    wins = win_rate_eval(ledger, str(baseline), str(candidate), judge)["slices"]["overall"]
+    lc = wins.get("length_controlled")
+    console.print(f"win rate of the candidate judged by {model.spec} in both orders: raw {wins['raw']['estimate']:.3f} "
+                  f"[{wins['raw']['ci'][0]:.3f}, {wins['raw']['ci'][1]:.3f}], length-controlled "
+                  + (f"{lc['estimate']:.3f} [{lc['ci'][0]:.3f}, {lc['ci'][1]:.3f}]" if lc else "n/a")
+                  + f", judge flip rate {wins['flip_rate']:.2f}")
+    if wins.get("warning"):
+        console.print(f"warning: {wins['warning']}", markup=False)
+
     elapsed = time.perf_counter() - began
     console.rule(f"[bold]done in {elapsed:.0f} s[/bold]")
     console.print(
@@ -79,6 +99,7 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
         f"runs:     baseline {baseline}, candidate {candidate}\n"
         f"gate:     decision {result.decision_id}, verdict {result.verdict}\n\n"
         "next:\n"
+        f"  prefline preference winrate {baseline} {candidate} --judge llm --backend openai --base-url URL --model NAME   a stronger judge\n"
         f"  prefline runs show {candidate} --items      every response with its scores\n"
         f"  prefline adapters show {name}      lineage and the loss curve\n"
         f"  prefline gate {baseline} {candidate}                   the gate again (exit 0 pass, 1 fail)"

@@ -208,11 +208,65 @@ def _m004_preference_evals(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m005_train_probes(conn: Connection) -> None:
+    """Drift probes taken while an adapter trains: per probe step, the mean response length and refusal
+    rate on a few suite prompts (``metrics``) and the responses themselves (``outputs``)."""
+    md = sa.MetaData()
+    md.reflect(conn, only=["adapters"])
+    sa.Table(
+        "train_probes", md,
+        sa.Column("adapter_id", sa.Integer, sa.ForeignKey("adapters.id"), primary_key=True),
+        sa.Column("step", sa.Integer, primary_key=True),
+        sa.Column("metrics", sa.JSON, nullable=False),
+        sa.Column("outputs", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
+def _m006_dataset_signals(conn: Connection) -> None:
+    """Datasets built from signals: records excluded (valid, but yielding no pair) complete
+    ``read = accepted + rejected + duplicates + excluded``; ``n_pairs`` counts the stored pairs,
+    which differ from accepted records once several signals are combined into one pair."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("datasets")}
+    if "n_excluded" not in columns:
+        conn.execute(sa.text("ALTER TABLE datasets ADD COLUMN n_excluded INTEGER NOT NULL DEFAULT 0"))
+    if "n_pairs" not in columns:
+        conn.execute(sa.text("ALTER TABLE datasets ADD COLUMN n_pairs INTEGER"))
+
+
+def _m007_dataset_lineage(conn: Connection) -> None:
+    """Dataset lineage: one row per (version, parent) with how it was derived (``relation``: refresh, mix,
+    decontaminate), its ``params`` (e.g. mixture weights and seed), the diff against that parent, the share
+    of pairs that changed and whether that makes a major change. ``is_primary`` marks the parent the
+    version's major-change flag is read from (its previous version when it has one)."""
+    md = sa.MetaData()
+    md.reflect(conn, only=["datasets"])
+    sa.Table(
+        "dataset_lineage", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False),
+        sa.Column("relation", sa.String(30), nullable=False),
+        sa.Column("params", sa.JSON),
+        sa.Column("diff", sa.JSON),
+        sa.Column("changed_share", sa.Float),
+        sa.Column("major_change", sa.Boolean, nullable=False),
+        sa.Column("is_primary", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("dataset_id", "parent_id", name="uq_dataset_lineage_parent"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_suites_and_generation_cache", _m002_suites_and_generation_cache),
     ("m003_generation_ttft", _m003_generation_ttft),
     ("m004_preference_evals", _m004_preference_evals),
+    ("m005_train_probes", _m005_train_probes),
+    ("m006_dataset_signals", _m006_dataset_signals),
+    ("m007_dataset_lineage", _m007_dataset_lineage),
 ]
 
 

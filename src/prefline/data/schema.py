@@ -1,8 +1,8 @@
-"""The one vocabulary of preference data: a Pair, its messages, its slice tags.
+"""The one vocabulary of preference data: a Pair, a Signal, their messages and slice tags.
 
-Every reader turns its input into :class:`Pair` objects (or a :class:`RowError` naming
-what is wrong with a row). Pairs are stored in TRL's conversational form, so the
-training stage hands them to TRL unchanged:
+Every reader turns its input into :class:`Pair` objects or :class:`Signal` objects (or a
+:class:`RowError` naming what is wrong with a row). Pairs are stored in TRL's conversational
+form, so the training stage hands them to TRL unchanged:
 
 - ``prompt``: the conversation so far, a list of ``{"role", "content"}`` messages
   (system / user / assistant turns; the last one is the user's).
@@ -13,10 +13,16 @@ training stage hands them to TRL unchanged:
 - ``weight``: how much the pair should count in training, in (0, 1]; 1.0 unless the
   data pipeline's consensus assigned a lower confidence.
 - ``id``: the content hash of prompt + chosen + rejected; equal content, equal id.
+
+A :class:`Signal` is one piece of evidence about two responses to one prompt (a human's
+A/B choice, two ratings, a user's edit, a judge's verdict). Signals about the same
+prompt and the same two responses share a ``key``, whichever response came first; the
+consensus stage turns each key's signals into at most one Pair.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +30,8 @@ from prefline.hashing import content_hash
 
 SCHEMA_VERSION = 1
 ROLES = ("system", "user", "assistant", "tool")
+LABELS = ("a", "b", "tie")
+_FLIP = {"a": "b", "b": "a", "tie": "tie"}
 
 
 class RowError(ValueError):
@@ -52,6 +60,59 @@ def pair_id(prompt: list[dict], chosen: list[dict], rejected: list[dict]) -> str
     return content_hash({"prompt": prompt, "chosen": chosen, "rejected": rejected})
 
 
+@dataclass
+class Signal:
+    """One piece of evidence about which of two responses to a prompt is better.
+
+    ``label`` is ``"a"``, ``"b"`` or ``"tie"``. On creation the two responses are put in a
+    fixed order (by content hash) and the label and per-axis choices flipped to match, so
+    "A better than B" and "B worse than A" become the same signal with the same ``key``.
+    """
+
+    prompt: list[dict[str, str]]
+    a: list[dict[str, str]]
+    b: list[dict[str, str]]
+    label: str
+    kind: str                       # the signal kind that produced it: pairs, pairwise, ratings, events, judge, review
+    rule: str                       # the named rule within that kind, e.g. "edit_over_draft"
+    source: str = ""                # the file or collection it came from
+    annotator: str | None = None    # who gave it: a rater, a user, a judge model; None when unknown
+    rationale: str | None = None
+    axes: dict[str, str] = field(default_factory=dict)   # per-axis choices, e.g. {"tone": "b"}
+    votes: list[dict[str, str]] = field(default_factory=list)  # per-rater labels behind one signal (ratings)
+    confidence: float = 1.0         # the rule's confidence in (0, 1]
+    slices: dict[str, str] = field(default_factory=dict)
+    lines: list[int] = field(default_factory=list)        # input records it came from
+    meta: dict[str, Any] = field(default_factory=dict)
+    excluded: dict[str, str] | None = None                # {"category", "reason"}: kept out of consensus
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise RowError(f"a choice must be one of {', '.join(LABELS)}, got {self.label!r}")
+        if self.a == self.b:
+            raise RowError("the two responses are identical: the pair teaches nothing")
+        ha, hb = content_hash(self.a), content_hash(self.b)
+        if hb < ha:
+            self.a, self.b, ha, hb = self.b, self.a, hb, ha
+            self.label = _FLIP[self.label]
+            self.axes = {axis: _FLIP[choice] for axis, choice in self.axes.items()}
+            self.votes = [{**vote, "label": _FLIP[vote["label"]]} for vote in self.votes]
+        self.key = content_hash({"prompt": self.prompt, "responses": [ha, hb]})
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def signal_from_row(row: dict[str, Any]) -> Signal:
+    """A stored signal row (``Signal.to_row``) back into a Signal."""
+    return Signal(**{k: v for k, v in row.items() if k != "key"})
+
+
+def flip(label: str) -> str:
+    return _FLIP[label]
+
+
 def _messages(value: Any, field_name: str, default_role: str) -> list[dict[str, str]]:
     """A string or a list of messages -> a validated list of messages."""
     if isinstance(value, str):
@@ -78,31 +139,147 @@ def _messages(value: Any, field_name: str, default_role: str) -> list[dict[str, 
     return messages
 
 
-def pair_from_row(row: Any, default_source: str = "") -> Pair:
-    """Validate one input row (TRL conversational or plain-string form) into a Pair."""
-    if not isinstance(row, dict):
-        raise RowError(f"a row must be a JSON object, got {type(row).__name__}")
-    missing = [name for name in ("prompt", "chosen", "rejected") if name not in row]
-    if missing:
-        raise RowError(f"missing field(s): {', '.join(repr(m) for m in missing)}")
-    prompt = _messages(row["prompt"], "prompt", "user")
+def prompt_messages(value: Any, field_name: str = "prompt") -> list[dict[str, str]]:
+    """A prompt (string or messages) whose last message is the user's."""
+    prompt = _messages(value, field_name, "user")
     if prompt[-1]["role"] != "user":
         raise RowError(f"the prompt's last message must be the user's, got role {prompt[-1]['role']!r}")
-    chosen = _messages(row["chosen"], "chosen", "assistant")
-    rejected = _messages(row["rejected"], "rejected", "assistant")
+    return prompt
+
+
+def reply_messages(value: Any, field_name: str) -> list[dict[str, str]]:
+    """A response (string or messages) that starts with an assistant message."""
+    reply = _messages(value, field_name, "assistant")
+    if reply[0]["role"] != "assistant":
+        raise RowError(f"'{field_name}' must start with an assistant message, got role {reply[0]['role']!r}")
+    return reply
+
+
+# --- implicit prompts: TRL's form without "prompt", and Anthropic HH-RLHF transcripts ------
+
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+def is_hh_transcript(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("\n\nHuman:")
+
+
+def hh_messages(text: str, field_name: str) -> list[dict[str, str]]:
+    """An HH-RLHF transcript ("\\n\\nHuman: ...\\n\\nAssistant: ...") -> messages."""
+    if not isinstance(text, str):
+        raise RowError(f"'{field_name}' must be an HH-RLHF transcript string, got {type(text).__name__}")
+    parts = _HH_TURN.split(text)
+    if parts[0].strip() or len(parts) < 3:
+        raise RowError(f"'{field_name}' is not an HH-RLHF transcript: it must start with '\\n\\nHuman:'")
+    messages = []
+    for index in range(1, len(parts), 2):
+        role = "user" if parts[index] == "Human" else "assistant"
+        content = parts[index + 1].strip()
+        if not content:
+            raise RowError(f"'{field_name}' turn {index // 2 + 1} ({parts[index]}) is empty")
+        messages.append({"role": role, "content": content})
+    return messages
+
+
+def split_shared_prefix(chosen: list[dict[str, str]], rejected: list[dict[str, str]]) -> tuple[list, list, list]:
+    """Two full conversations -> (shared prompt, chosen reply, rejected reply), as TRL's ``extract_prompt``."""
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    prompt, chosen_tail, rejected_tail = chosen[:shared], chosen[shared:], rejected[shared:]
+    if not prompt:
+        raise RowError("no 'prompt', and 'chosen' and 'rejected' share no opening messages to take as the prompt")
+    if not chosen_tail or not rejected_tail:
+        raise RowError("'chosen' and 'rejected' must each go on past the messages they share")
+    if prompt[-1]["role"] != "user":
+        raise RowError(f"the shared opening of 'chosen' and 'rejected' must end with the user's message, got role {prompt[-1]['role']!r}")
+    return prompt, chosen_tail, rejected_tail
+
+
+def _split_shared_text(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """TRL's standard implicit-prompt form: the longest common prefix of two strings is the prompt."""
+    index = 0
+    while index < min(len(chosen), len(rejected)) and chosen[index] == rejected[index]:
+        index += 1
+    if index and chosen[index - 1] == " ":  # the separating space belongs to neither side
+        index -= 1
+    prompt = chosen[:index]
+    if not prompt.strip():
+        raise RowError("no 'prompt', and 'chosen' and 'rejected' share no opening text to take as the prompt")
+    return prompt, chosen[index:].strip(), rejected[index:].strip()
+
+
+def _implicit_prompt(row: dict[str, Any]) -> tuple[list, list, list]:
+    chosen, rejected = row["chosen"], row["rejected"]
+    if is_hh_transcript(chosen) and is_hh_transcript(rejected):
+        return split_shared_prefix(hh_messages(chosen, "chosen"), hh_messages(rejected, "rejected"))
+    if isinstance(chosen, str) and isinstance(rejected, str):
+        prompt, chosen, rejected = _split_shared_text(chosen, rejected)
+        return [{"role": "user", "content": prompt}], _messages(chosen, "chosen", "assistant"), _messages(rejected, "rejected", "assistant")
+    return split_shared_prefix(_messages(chosen, "chosen", "user"), _messages(rejected, "rejected", "user"))
+
+
+# --- rows -> pairs ----------------------------------------------------------------------------
+
+
+def check_slices(slices: Any, vocabulary: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """Slice tags: an object of strings; with a vocabulary, each listed key takes only its listed values."""
+    slices = slices or {}
+    if not isinstance(slices, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in slices.items()):
+        raise RowError("'slices' must be an object of string tags, e.g. {\"intent\": \"coding\"}")
+    for key, value in slices.items():
+        allowed = (vocabulary or {}).get(key)
+        if allowed is not None and value not in allowed:
+            raise RowError(f"slice {key}={value!r} is not in the vocabulary for {key!r} ({', '.join(allowed)})")
+    return slices
+
+
+def optional_text(row: dict[str, Any], name: str) -> str | None:
+    """An optional string field; absent, null and empty all mean "not given"."""
+    value = row.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # a numeric annotator id from a CSV or Parquet column
+    if not isinstance(value, str):
+        raise RowError(f"'{name}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def unit_weight(value: Any, name: str = "weight") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+        raise RowError(f"'{name}' must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def pair_from_row(row: Any, default_source: str = "", slice_vocabulary: dict[str, list[str]] | None = None) -> Pair:
+    """Validate one input row into a Pair.
+
+    Accepted forms: TRL conversational (message lists) and standard (plain strings), each with an
+    explicit ``prompt`` or with an implicit one (``chosen`` and ``rejected`` are whole conversations
+    sharing an opening, which becomes the prompt), and HH-RLHF transcripts.
+    """
+    if not isinstance(row, dict):
+        raise RowError(f"a row must be a JSON object, got {type(row).__name__}")
+    missing = [name for name in ("chosen", "rejected") if name not in row]
+    if "prompt" not in row and not missing:
+        prompt, chosen, rejected = _implicit_prompt(row)
+    else:
+        missing = [name for name in ("prompt", "chosen", "rejected") if name not in row]
+        if missing:
+            raise RowError(f"missing field(s): {', '.join(repr(m) for m in missing)}")
+        prompt = prompt_messages(row["prompt"])
+        chosen = reply_messages(row["chosen"], "chosen")
+        rejected = reply_messages(row["rejected"], "rejected")
     for name, reply in (("chosen", chosen), ("rejected", rejected)):
         if reply[0]["role"] != "assistant":
             raise RowError(f"'{name}' must start with an assistant message, got role {reply[0]['role']!r}")
     if chosen == rejected:
         raise RowError("'chosen' and 'rejected' are identical: the pair teaches nothing")
 
-    slices = row.get("slices", {}) or {}
-    if not isinstance(slices, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in slices.items()):
-        raise RowError("'slices' must be an object of string tags, e.g. {\"intent\": \"coding\"}")
+    slices = check_slices(row.get("slices"), slice_vocabulary)
     source = row.get("source", default_source) or default_source
     if not isinstance(source, str):
         raise RowError(f"'source' must be a string, got {type(source).__name__}")
-    weight = row.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 < float(weight) <= 1.0:
-        raise RowError(f"'weight' must be a number in (0, 1], got {weight!r}")
-    return Pair(prompt=prompt, chosen=chosen, rejected=rejected, slices=slices, source=source, weight=float(weight))
+    weight = unit_weight(row.get("weight", 1.0))
+    return Pair(prompt=prompt, chosen=chosen, rejected=rejected, slices=slices, source=source, weight=weight)

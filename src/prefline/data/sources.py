@@ -2,18 +2,29 @@
 
 A reader never drops anything: a record it cannot parse comes out as a
 :class:`RawRecord` with ``error`` set, so ingest can reject it with file and line.
+Readers stream: they hold one record at a time, and a record longer than
+``ReadOptions.max_row_bytes`` is skipped over (reported, never loaded whole).
 Add a format by registering a function under a name in ``READERS``.
+
+Containers: ``jsonl``, ``csv``, ``parquet``. Layouts read through a container:
+``hh-rlhf`` (Anthropic's transcripts) and ``ultrafeedback`` (an instruction with
+several rated completions). TRL's conversational and standard forms need no reader
+of their own: they are what a ``jsonl``/``csv``/``parquet`` row of pairs already is.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefline.data.schema import RowError, hh_messages, split_shared_prefix
 from prefline.errors import PreflineError
+
+DEFAULT_MAX_ROW_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -24,8 +35,19 @@ class RawRecord:
     error: str | None = None
 
 
-Reader = Callable[[Path], Iterator[RawRecord]]
+@dataclass(frozen=True)
+class ReadOptions:
+    """How readers treat their input (``limits`` in an ingest rules file)."""
+
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES  # a record larger than this is rejected unread
+
+
+Reader = Callable[[Path, ReadOptions], Iterator[RawRecord]]
 READERS: dict[str, Reader] = {}
+# The signal kind a layout implies when --signal is not given.
+DEFAULT_SIGNAL: dict[str, str] = {"ultrafeedback": "ratings"}
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_RAW_KEPT = 2000  # characters of an oversized record kept in the rejects file
 
 
 def reader(name: str) -> Callable[[Reader], Reader]:
@@ -38,11 +60,37 @@ def reader(name: str) -> Callable[[Reader], Reader]:
     return register
 
 
+def _oversized(number: int, size: int, head: bytes, options: ReadOptions) -> RawRecord:
+    return RawRecord(number, head[:_RAW_KEPT].decode("utf-8", errors="replace") + " ...",
+                     error=f"row is {size} bytes, over the limit of {options.max_row_bytes} (limits.max_row_bytes)")
+
+
+def _lines(handle, options: ReadOptions) -> Iterator[tuple[int, bytes | None, int, bytes]]:
+    """(line number, bytes or None when oversized, size, head) for each line, reading at most the limit at once."""
+    number = 0
+    while True:
+        data = handle.readline(options.max_row_bytes + 1)
+        if not data:
+            return
+        number += 1
+        if len(data) > options.max_row_bytes and not data.endswith(b"\n"):
+            size, head = len(data), data[:_RAW_KEPT]
+            while data and not data.endswith(b"\n"):  # skip the rest of the line without keeping it
+                data = handle.readline(1 << 20)
+                size += len(data)
+            yield number, None, size, head
+            continue
+        yield number, data, len(data), data
+
+
 @reader("jsonl")
-def read_jsonl(path: Path) -> Iterator[RawRecord]:
+def read_jsonl(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRecord]:
     """One JSON object per line; blank lines are skipped (they hold no record)."""
     with open(path, "rb") as handle:
-        for number, data in enumerate(handle, start=1):
+        for number, data, size, head in _lines(handle, options):
+            if data is None:
+                yield _oversized(number, size, head, options)
+                continue
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -56,9 +104,228 @@ def read_jsonl(path: Path) -> Iterator[RawRecord]:
                 yield RawRecord(number, text.rstrip("\n"), error=f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
+# --- CSV -----------------------------------------------------------------------------------
+
+# Cells of these columns may hold a JSON list of messages instead of plain text.
+MESSAGE_COLUMNS = {"prompt", "chosen", "rejected", "response_a", "response_b", "response", "text"}
+# Cells of these columns (and of any column under "ratings.") are numbers.
+NUMBER_COLUMNS = {"weight", "confidence", "rating", "score"}
+
+
+def _cell(column: str, value: str) -> Any:
+    if column in MESSAGE_COLUMNS and value.lstrip().startswith("[{"):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return parsed if isinstance(parsed, list) else value
+    if column in NUMBER_COLUMNS or column.startswith("ratings."):
+        try:
+            number = float(value)
+        except ValueError:
+            return value  # left as text: the validator names the field and the bad value
+        return int(number) if number.is_integer() and "." not in value else number
+    return value
+
+
+def csv_row(header: list[str], cells: list[str]) -> dict[str, Any]:
+    """Cells -> a row like a JSONL one: ``slices.intent`` columns nest, empty optional cells are absent."""
+    row: dict[str, Any] = {}
+    for column, value in zip(header, cells):
+        head, dot, rest = column.partition(".")
+        if dot:
+            if value != "":
+                row.setdefault(head, {})[rest] = _cell(column, value)
+        elif value != "" or column in MESSAGE_COLUMNS:
+            row[column] = _cell(column, value)
+    return row
+
+
+class _LineFeed:
+    """Feeds decoded lines to ``csv.reader`` and keeps the ones of the current record, for its raw text."""
+
+    def __init__(self, handle, options: ReadOptions):
+        self.lines = _lines(handle, options)
+        self.number = 0
+        self.buffer: list[str] = []
+        self.problem: str | None = None
+        self.options = options
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        number, data, size, head = next(self.lines)
+        self.number = number
+        if data is None:
+            self.problem = self.problem or _oversized(number, size, head, self.options).error
+            data = b"\n"  # a blank line keeps the CSV parser in step
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.problem = self.problem or f"not valid UTF-8 ({exc.reason} at byte {exc.start} of line {number})"
+            text = data.decode("utf-8", errors="replace")
+        self.buffer.append(text)
+        return text
+
+    def take(self) -> tuple[str, str | None]:
+        raw, problem = "".join(self.buffer).rstrip("\r\n"), self.problem
+        self.buffer, self.problem = [], None
+        return raw, problem
+
+
+@reader("csv")
+def read_csv(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRecord]:
+    """A header row, then one record per row (quoted cells may span lines); ``line`` is where a record starts."""
+    csv.field_size_limit(max(options.max_row_bytes, 131072))
+    with open(path, "rb") as handle:
+        feed = _LineFeed(handle, options)
+        rows = csv.reader(feed, strict=True)
+        try:
+            header = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise PreflineError(f"{path}:1: cannot read the CSV header ({exc})") from exc
+        _, problem = feed.take()
+        if problem:
+            raise PreflineError(f"{path}:1: cannot read the CSV header ({problem})")
+        header = [h.strip() for h in header]
+        if len(set(header)) != len(header):
+            raise PreflineError(f"{path}:1: the CSV header repeats a column name: {', '.join(header)}")
+        start = feed.number + 1
+        while True:
+            try:
+                cells = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raw, _ = feed.take()
+                yield RawRecord(start, raw, error=f"not valid CSV ({exc}); the file may be cut short")
+                return
+            raw, problem = feed.take()
+            line, start = start, feed.number + 1
+            if not cells and problem is None:
+                continue  # a blank line holds no record
+            if problem:
+                yield RawRecord(line, raw, error=problem)
+            elif len(cells) != len(header):
+                which = "short" if len(cells) < len(header) else "long"
+                yield RawRecord(line, raw, error=f"row has {len(cells)} cells but the header has {len(header)} (a {which} or cut row)")
+            else:
+                yield RawRecord(line, raw, row=csv_row(header, cells))
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+
+@reader("parquet")
+def read_parquet(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRecord]:
+    """One record per table row, read in batches; ``line`` is the row number (1-based)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PreflineError(f"{path}: not a readable Parquet file ({exc})") from exc
+    number = 0
+    for batch in table.iter_batches(batch_size=256):
+        for row in batch.to_pylist():
+            number += 1
+            raw = json.dumps(row, ensure_ascii=False, default=str)
+            if len(raw.encode("utf-8")) > options.max_row_bytes:
+                yield _oversized(number, len(raw.encode("utf-8")), raw.encode("utf-8"), options)
+                continue
+            # a missing value is a null cell, and a struct column (slices, axes) has every row's keys: drop the nulls
+            yield RawRecord(number, raw, row={k: ({ik: iv for ik, iv in v.items() if iv is not None} if isinstance(v, dict) else v)
+                                              for k, v in row.items() if v is not None})
+
+
+# --- layouts ---------------------------------------------------------------------------------
+
+
+def _container(path: Path) -> Reader:
+    return READERS[_EXTENSIONS.get(path.suffix.lower(), "jsonl")]
+
+
+def _convert(path: Path, options: ReadOptions, convert: Callable[[Any], Any]) -> Iterator[RawRecord]:
+    for record in _container(path)(path, options):
+        if record.error is None:
+            try:
+                record.row = convert(record.row)
+            except RowError as exc:
+                record.row, record.error = None, str(exc)
+        yield record
+
+
+def hh_row(row: Any) -> dict[str, Any]:
+    """An HH-RLHF row (``chosen``/``rejected`` transcripts sharing their opening) -> a pair row."""
+    if not isinstance(row, dict):
+        raise RowError(f"a row must be a JSON object, got {type(row).__name__}")
+    missing = [name for name in ("chosen", "rejected") if name not in row]
+    if missing:
+        raise RowError(f"missing field(s): {', '.join(repr(m) for m in missing)}")
+    prompt, chosen, rejected = split_shared_prefix(hh_messages(row["chosen"], "chosen"), hh_messages(row["rejected"], "rejected"))
+    if len(chosen) != 1 or len(rejected) != 1:
+        raise RowError("'chosen' and 'rejected' differ before their final reply: not a single preference")
+    extra = {k: v for k, v in row.items() if k not in ("chosen", "rejected")}
+    return {**extra, "prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+@reader("hh-rlhf")
+def read_hh_rlhf(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRecord]:
+    """Anthropic HH-RLHF: ``{"chosen": "\\n\\nHuman: ...\\n\\nAssistant: ...", "rejected": ...}``."""
+    return _convert(path, options, hh_row)
+
+
+ULTRAFEEDBACK_ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+
+
+def ultrafeedback_row(row: Any) -> dict[str, Any]:
+    """An UltraFeedback row -> a ratings row: one response per completion, its aspect ratings as one rater's."""
+    if not isinstance(row, dict):
+        raise RowError(f"a row must be a JSON object, got {type(row).__name__}")
+    if "instruction" not in row or "completions" not in row:
+        raise RowError("missing field(s): " + ", ".join(repr(m) for m in ("instruction", "completions") if m not in row))
+    completions = row["completions"]
+    if not isinstance(completions, list):
+        raise RowError(f"'completions' must be a list, got {type(completions).__name__}")
+    responses = []
+    for index, completion in enumerate(completions):
+        where = f"'completions[{index}]'"
+        if not isinstance(completion, dict) or "response" not in completion:
+            raise RowError(f"{where} must be an object with 'response' and 'annotations'")
+        annotations = completion.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise RowError(f"{where}.annotations must be an object of aspects")
+        ratings: dict[str, Any] = {}
+        for aspect, value in annotations.items():
+            rating = value.get("Rating") if isinstance(value, dict) else value
+            if rating in (None, "N/A", ""):
+                continue  # UltraFeedback marks an aspect it could not rate with "N/A"
+            try:
+                ratings[aspect] = float(rating)
+            except (TypeError, ValueError):
+                raise RowError(f"{where}.annotations.{aspect}.Rating must be a number or 'N/A', got {rating!r}") from None
+        rationale = "; ".join(f"{a}: {v['Rationale']}" for a, v in annotations.items() if isinstance(v, dict) and v.get("Rationale"))
+        responses.append({"id": completion.get("model") or f"completion-{index}", "text": completion["response"],
+                          "ratings": [{"annotator": "ultrafeedback", **ratings}] if ratings else [], "rationale": rationale or None})
+    out: dict[str, Any] = {"prompt": row["instruction"], "responses": responses}
+    if isinstance(row.get("source"), str) and row["source"]:
+        out["slices"] = {"origin": row["source"]}  # the collection the instruction was drawn from
+    return out
+
+
+@reader("ultrafeedback")
+def read_ultrafeedback(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRecord]:
+    """UltraFeedback: ``{"instruction", "completions": [{"model", "response", "annotations": {aspect: {"Rating", "Rationale"}}}]}``."""
+    return _convert(path, options, ultrafeedback_row)
+
+
 def reader_for(path: Path, fmt: str | None = None) -> Reader:
     """The reader named by ``fmt``, or the one matching the file's extension."""
-    name = fmt or {".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower())
+    name = fmt or _EXTENSIONS.get(path.suffix.lower())
     if name is None:
         raise PreflineError(f"{path}: cannot tell the format from the extension {path.suffix!r}; pass --format ({', '.join(READERS)})")
     if name not in READERS:

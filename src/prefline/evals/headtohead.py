@@ -45,7 +45,7 @@ def head_to_head(ledger: Ledger, baseline_run: int | str, candidate_run: int | s
         for name in ["overall"] + [f"{k}={v}" for k, v in sorted(item["slices"].items())]:
             groups.setdefault(name, []).append(item)
     by_slice: dict[str, Any] = {}
-    for name, members in groups.items():
+    for name, members in sorted(groups.items(), key=lambda kv: (kv[0] != "overall", kv[0])):
         wins = [m["win"] for m in members]
         entry: dict[str, Any] = {"n": len(members), "flip_rate": sum(m["flipped"] for m in members) / len(members)}
         raw = bootstrap_mean(wins, samples=samples, seed=seed)

@@ -117,7 +117,7 @@ def accuracy_by_slice(results: list[dict[str, Any]], samples: int = 2000, confid
         for name in ["overall"] + [f"{k}={v}" for k, v in sorted(r["slices"].items())]:
             groups.setdefault(name, []).append(r["correct"])
     out = {}
-    for name, values in groups.items():
+    for name, values in sorted(groups.items(), key=lambda kv: (kv[0] != "overall", kv[0])):
         ci = bootstrap_mean(values, samples=samples, confidence=confidence, seed=seed)
         out[name] = {"n": len(values), "accuracy": ci.estimate, "ci": [ci.low, ci.high]}
     return out

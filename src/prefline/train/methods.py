@@ -8,6 +8,9 @@ rate, LoRA, lengths, ...) are passed to every trainer by ``prefline.train.run``.
 
 Pinned to TRL 1.16: ``simpo`` and ``orpo`` run on ``trl.experimental`` trainers, whose
 import paths and arguments may move in later releases (``tests/test_methods.py`` checks).
+The DPO-family entries (dpo, ipo, hinge, robust, ld-dpo) run through ``weighted``, prefline's
+small seam over TRL's DPOTrainer that scales each pair's loss by the dataset's ``weight``
+(``prefline.train.weights``); the other methods refuse datasets with weights below 1.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 # TrainConfig fields that only some methods read. A method that does not read one refuses a
 # non-default value for it, so a setting never silently does nothing.
 METHOD_FIELDS = ("beta", "label_smoothing", "ld_alpha", "simpo_gamma", "precompute_ref_log_probs")
+# The dataset column holding each pair's confidence in (0, 1] (``prefline.data.schema.Pair.weight``).
+WEIGHT_COLUMN = "weight"
 
 
 # --- how the dataset's pairs become a trainer's rows ------------------------------------
@@ -94,9 +99,12 @@ class Method:
     lora_task: str = "CAUSAL_LM"
     load: Callable[[ModelRef], Any] | None = None  # how to load the base; None: as a causal LM
     check: Callable[[TrainConfig], str | None] | None = None  # a further requirement on the config
+    # prefline's seam over ``trainer`` that scales each pair's loss by the dataset's ``weight``
+    # (``prefline.train.weights``); None: the method refuses datasets with weights below 1.
+    weighted: str | None = None
 
     def trainer_class(self) -> type:
-        return _import(self.trainer)
+        return _import(self.weighted or self.trainer)
 
     def config_class(self) -> type:
         return _import(self.config)
@@ -127,9 +135,10 @@ class Method:
         """The method's help: its loss, data, reference model, hyper-parameters and paper."""
         params = [f"beta (default {self.beta})" if f == "beta" else f"{f} (default {TrainConfig.model_fields[f].default})" for f in self.uses]
         reference = "yes (the base model with the adapter disabled)" if self.reference else "none"
+        weights = "each pair's loss is scaled by its weight" if self.weighted else "refused below 1"
         return (
             f"{self.summary}\n\n"
-            f"Data: {self.data}. Reference model: {reference}. "
+            f"Data: {self.data}. Per-pair weights: {weights}. Reference model: {reference}. "
             f"Method hyper-parameters: {', '.join(params) or 'none beyond the shared ones'}. "
             f"Paper: {self.paper}. Runs TRL's {self.trainer.split(':')[1]}."
         )
@@ -156,11 +165,12 @@ def _kto_batch(config: TrainConfig) -> str | None:
 
 PAIRS = "pairs (prompt, chosen, rejected)"
 DPO = ("trl:DPOTrainer", "trl:DPOConfig")
+WEIGHTED_DPO = "prefline.train.weights:WeightedDPOTrainer"
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method(
         name="dpo", title="DPO: sigmoid loss on the margin over a reference model",
-        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True,
+        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
         uses=("beta", "precompute_ref_log_probs"), trl_args=_dpo("sigmoid"),
         summary="Direct Preference Optimization: loss -log sigmoid(beta * D), where D is the chosen minus the "
                 "rejected log-probability ratio to the reference.",
@@ -168,7 +178,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     ),
     Method(
         name="ipo", title="IPO: squared loss pulling the margin to a target",
-        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True,
+        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
         uses=("beta", "precompute_ref_log_probs"), trl_args=_dpo("ipo"),
         summary="Identity Preference Optimization: squared loss (D' - 1/(2 beta))^2, where D' is D averaged per "
                 "response token; the margin is pulled to a target instead of pushed without bound, which resists "
@@ -177,7 +187,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     ),
     Method(
         name="hinge", title="Hinge loss on the DPO margin (SLiC)",
-        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True,
+        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
         uses=("beta", "precompute_ref_log_probs"), trl_args=_dpo("hinge"),
         summary="Hinge loss relu(1 - beta * D) on the DPO margin: pairs already separated by 1/beta stop "
                 "contributing.",
@@ -185,7 +195,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     ),
     Method(
         name="robust", title="Robust DPO for noisy preference labels",
-        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True,
+        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
         uses=("beta", "label_smoothing", "precompute_ref_log_probs"),
         trl_args=_dpo("robust", label_smoothing=lambda c: c.label_smoothing),
         summary="Robust DPO for noisy labels: with e = label_smoothing, the probability that a label is flipped, "
@@ -195,7 +205,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     ),
     Method(
         name="ld-dpo", title="Length-desensitized DPO",
-        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True,
+        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
         uses=("beta", "ld_alpha", "precompute_ref_log_probs"),
         trl_args=_dpo("sigmoid", ld_alpha=lambda c: c.ld_alpha),
         summary="Length-desensitized DPO: the DPO loss with the log-probabilities of the tokens past the shorter "

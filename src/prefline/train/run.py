@@ -1,14 +1,22 @@
 """A training run, top to bottom: check, register, load, train, save, record lineage.
 
-Everything that can be wrong with the request (unknown method or dataset, a taken
-adapter name, bad hyper-parameters) is checked before any model is loaded. The adapter
-row is written first with status ``running`` and completed at the end, and step metrics
-go to the ledger as they happen, so a run is visible while it trains. What differs
-between methods (trainer, data, model head, loss arguments) comes from the method table.
+Everything that can be wrong with the request (unknown method or dataset, a taken adapter
+name, bad hyper-parameters, weights a method cannot honour, an unknown probe suite) is checked
+before any model is loaded. The adapter row is written first with status ``running`` and
+completed at the end, and step metrics go to the ledger as they happen, so a run is visible
+while it trains. What differs between methods (trainer, data, model head, loss arguments)
+comes from the method table; a surface's defaults (``surfaces``) are applied before the method's.
+
+Alongside the trainer: ``StepRecorder`` (step metrics, progress, trap warnings from ``traps``)
+and, with ``probe_every``, ``probes.DriftProbe``. With ``save_steps`` the trainer writes
+checkpoints under the adapter's folder; ``resume`` continues a killed run from the last one.
+Under ``accelerate launch`` every process runs ``train``; the main one alone registers the
+adapter, records steps and probes, and saves.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import time
@@ -25,7 +33,11 @@ from prefline.hashing import folder_hash
 from prefline.home import home_dir
 from prefline.ledger import Ledger
 from prefline.models import load_model, load_tokenizer, resolve_model
-from prefline.train.methods import Method, get_method
+from prefline.train.methods import METHODS, WEIGHT_COLUMN, Method, get_method
+from prefline.train.probes import DriftProbe, probe_items
+from prefline.train.records import add_probe, forget_after, probes
+from prefline.train.surfaces import apply_surface
+from prefline.train.traps import find_traps
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -51,56 +63,191 @@ def train(
     model_spec: str | None = None,
     surface: str | None = None,
     show_progress: bool = True,
+    surfaces: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train adapter ``name`` with ``method`` on a dataset version; return its ledger row."""
+    """Train adapter ``name`` with ``method`` on a dataset version; return its ledger row.
+
+    ``surface`` fills in that surface's defaults where ``config`` sets nothing (``surfaces``: the
+    config file's own surface defaults; see ``prefline.train.surfaces``). Under ``accelerate launch``
+    every process runs this; only the main one writes to the ledger and the adapter folder.
+    """
     spec = get_method(method)
+    config, applied, notes = apply_surface(config, surface, spec, surfaces)
     config = spec.resolve(config)
     check_name(name, "adapter")
     existing = ledger.find_adapter(name)
     if existing is not None:
         raise PreflineError(f"adapter {name!r} already exists in the ledger (status {existing['status']}); choose another --name")
     dataset = ledger.get_dataset(dataset_ref)
+    pairs = load_pairs(dataset)
+    _check_weights(spec, pairs, dataset)
     model_ref = resolve_model(model_spec)
-
-    from peft import LoraConfig
-    from transformers import set_seed
+    if config.probe_every:
+        probe_items(config)  # an unknown probe suite fails here, before a model loads
 
     out = home_dir("adapters") / name
-    shutil.rmtree(out, ignore_errors=True)  # only a failed run's leftovers: the name is unused in the ledger
-    adapter_id = ledger.add_adapter(
-        name=name, method=method, status="running",
-        base_model=model_ref.spec, base_model_hash=model_ref.hash,
-        dataset_id=dataset["id"], dataset_hash=dataset["content_hash"],
-        config=spec.settings(config), seed=config.seed,
-        surface=surface, path=str(out), versions=software_versions(),
-    )
-    try:
-        pairs = load_pairs(dataset)
-        pairs = pairs.remove_columns([c for c in pairs.column_names if c not in PAIR_COLUMNS])
-        rows = spec.prepare(pairs, config)
-        set_seed(config.seed)  # before loading: a reward model's score head starts random
-        model = spec.load(model_ref) if spec.load else load_model(model_ref)
-        tokenizer = load_tokenizer(model_ref, padding_side="right")
-        peft_config = LoraConfig(
-            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-            target_modules=config.target_modules, task_type=spec.lora_task,
+    args = trl_config(spec, config, out / "checkpoints")
+    main = _main_process(args)  # sets up the process group under accelerate launch: after it, ranks can wait
+    adapter_id = None
+    if main:
+        shutil.rmtree(out, ignore_errors=True)  # only a failed run's leftovers: the name is unused in the ledger
+        settings = spec.settings(config)
+        if applied:
+            settings["surface_defaults"] = applied
+        adapter_id = ledger.add_adapter(
+            name=name, method=method, status="running",
+            base_model=model_ref.spec, base_model_hash=model_ref.hash,
+            dataset_id=dataset["id"], dataset_hash=dataset["content_hash"],
+            config=settings, seed=config.seed,
+            surface=surface, path=str(out), versions=software_versions(),
         )
-        recorder = StepRecorder(ledger, adapter_id, show_progress)
-        trainer = spec.trainer_class()(
-            model=model, args=trl_config(spec, config, out / "checkpoints"), train_dataset=rows,
-            processing_class=tokenizer, peft_config=peft_config, callbacks=[recorder],
-        )
-        # disable_tqdm makes transformers print every log dict; the recorder reports instead.
-        trainer.remove_callback(PrinterCallback)
-        result = trainer.train()
-        trainer.save_model(str(out))
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        metrics = summarize(trainer.state.log_history, result.metrics, n_pairs=len(pairs), n_rows=len(rows))
-        ledger.update_adapter(adapter_id, status="done", adapter_hash=folder_hash(out), metrics=metrics, finished_at=_utcnow())
-    except BaseException:
-        ledger.update_adapter(adapter_id, status="failed", finished_at=_utcnow())
-        raise
-    return ledger.get_adapter(name)
+    run = _Run(spec, config, ledger, adapter_id, main, out, model_ref, args, show_progress, notes=notes)
+    return run.train(pairs, name)
+
+
+def resume(name: str, ledger: Ledger, show_progress: bool = True) -> dict[str, Any]:
+    """Continue adapter ``name``'s killed or failed run from its last checkpoint, with its recorded config.
+
+    The method, dataset version, base model and settings come from the ledger (the dataset and base
+    model must still hash as recorded). Step metrics and probes recorded after the checkpoint are
+    dropped: the resumed run records those steps again. With no complete checkpoint (``save_steps``
+    was 0, or the run died before the first one) it starts again from step 0.
+    """
+    from prefline.config import parse
+
+    adapter = ledger.get_adapter(name, finished=False)
+    if adapter["status"] not in ("running", "failed"):
+        raise PreflineError(f"adapter {name!r} has status {adapter['status']!r}: only a killed or failed run (running, failed) can be resumed")
+    spec = get_method(adapter["method"])
+    recorded = {k: v for k, v in adapter["config"].items() if k not in ("method", "surface_defaults")}
+    config = parse(recorded, TrainConfig, f"adapter {name}: recorded config")
+    dataset = ledger.get_dataset(str(adapter["dataset_id"]))
+    if dataset["content_hash"] != adapter["dataset_hash"]:
+        raise PreflineError(f"adapter {name!r}: dataset {dataset['name']}@{dataset['version']} no longer hashes as recorded")
+    model_ref = resolve_model(adapter["base_model"])
+    if model_ref.hash != adapter["base_model_hash"]:
+        raise PreflineError(f"adapter {name!r}: base model {adapter['base_model']} no longer hashes as recorded")
+    pairs = load_pairs(dataset)
+
+    out = Path(adapter["path"])
+    checkpoint = last_checkpoint(out / "checkpoints")
+    step = int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0
+    args = trl_config(spec, config, out / "checkpoints")
+    main = _main_process(args)
+    baseline = None
+    if main:
+        if checkpoint is None:
+            shutil.rmtree(out, ignore_errors=True)
+        forget_after(ledger, adapter["id"], step if checkpoint else -1)
+        ledger.update_adapter(adapter["id"], status="running", finished_at=None)
+    if checkpoint is not None and config.probe_every:
+        baseline = next((p["metrics"] for p in probes(ledger, adapter["id"]) if p["step"] == 0), None)
+    run = _Run(spec, config, ledger, adapter["id"], main, out, model_ref, args, show_progress, resume_from=checkpoint, baseline=baseline)
+    return run.train(pairs, name)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint in ``folder``: the trainer state is the last file a checkpoint gets."""
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def _check_weights(spec: Method, pairs, dataset: dict[str, Any]) -> None:  # noqa: ANN001
+    if spec.weighted or WEIGHT_COLUMN not in pairs.column_names:
+        return
+    below = sum(1 for w in pairs[WEIGHT_COLUMN] if w < 1.0)
+    if below:
+        weighted = ", ".join(m.name for m in METHODS.values() if m.weighted)
+        raise PreflineError(f"dataset {dataset['name']}@{dataset['version']}: {below} of {len(pairs)} pairs have a weight below 1, "
+                            f"and method {spec.name!r} cannot weight pairs (it would count them fully); use one of: {weighted}")
+
+
+def is_main_process() -> bool:
+    """True outside ``accelerate launch``, and in its main process."""
+    from accelerate.state import PartialState
+
+    if not PartialState._shared_state:  # no process group set up: a single process
+        return int(os.environ.get("RANK", "0")) == 0
+    return PartialState().is_main_process
+
+
+def _main_process(args) -> bool:  # noqa: ANN001
+    """Whether this is the main process; under ``accelerate launch`` it also waits for every process,
+    so all of them have checked the request before the main one writes anything."""
+    from accelerate import PartialState
+
+    args.device  # noqa: B018  (the TRL config sets up the process group when first asked for its device)
+    state = PartialState()
+    state.wait_for_everyone()
+    return state.is_main_process
+
+
+class _Run:
+    """One training run from loading to the ledger's final row, fresh or resumed."""
+
+    def __init__(self, spec: Method, config: TrainConfig, ledger: Ledger, adapter_id: int | None, main: bool, out: Path,
+                 model_ref, args, show_progress: bool, resume_from: Path | None = None, baseline: dict | None = None,  # noqa: ANN001
+                 notes: list[str] = ()):
+        self.spec, self.config, self.ledger, self.adapter_id, self.main, self.out = spec, config, ledger, adapter_id, main, out
+        self.model_ref, self.args, self.show_progress = model_ref, args, show_progress
+        self.resume_from, self.baseline, self.notes = resume_from, baseline, list(notes)
+
+    def train(self, pairs, name: str) -> dict[str, Any]:  # noqa: ANN001
+        from accelerate import PartialState
+        from peft import LoraConfig
+        from transformers import set_seed
+
+        spec, config, ledger = self.spec, self.config, self.ledger
+        recorder = StepRecorder(ledger, self.adapter_id if self.main else None, self.show_progress)
+        for note in self.notes:
+            recorder.notify(note)
+        try:
+            keep = PAIR_COLUMNS + ((WEIGHT_COLUMN,) if spec.weighted else ())
+            pairs = pairs.remove_columns([c for c in pairs.column_names if c not in keep])
+            rows = spec.prepare(pairs, config)
+            set_seed(config.seed)  # before loading: a reward model's score head starts random
+            model = spec.load(self.model_ref) if spec.load else load_model(self.model_ref)
+            tokenizer = load_tokenizer(self.model_ref, padding_side="right")
+            peft_config = LoraConfig(
+                r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                target_modules=config.target_modules, task_type=spec.lora_task,
+            )
+            callbacks: list[TrainerCallback] = [recorder]
+            probe = None
+            if config.probe_every:
+                adapter_id = self.adapter_id
+                probe = DriftProbe(config, load_tokenizer(self.model_ref, padding_side="left"),
+                                   record=lambda step, metrics, outputs: add_probe(ledger, adapter_id, step, metrics, outputs),
+                                   notify=recorder.notify, baseline=self.baseline)
+                callbacks.append(probe)
+            trainer = spec.trainer_class()(
+                model=model, args=self.args, train_dataset=rows,
+                processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+            )
+            # disable_tqdm makes transformers print every log dict; the recorder reports instead.
+            trainer.remove_callback(PrinterCallback)
+            result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+            trainer.save_model(str(self.out))  # writes on the main process only
+            if self.main:
+                shutil.rmtree(self.out / "checkpoints", ignore_errors=True)
+                metrics = summarize(trainer.state.log_history, result.metrics, n_pairs=len(pairs), n_rows=len(rows))
+                metrics["warnings"] = recorder.warnings
+                if probe is not None and probe.stopped:
+                    metrics["stopped_early"] = probe.stopped
+                    metrics["warnings"].append({"code": "drift-limit", "step": probe.stopped["step"], "message": probe.stopped["reason"]})
+                if self.notes:
+                    metrics["notes"] = self.notes
+                if self.resume_from is not None:
+                    metrics["resumed_from_step"] = int(self.resume_from.name.rsplit("-", 1)[1])
+                ledger.update_adapter(self.adapter_id, status="done", adapter_hash=folder_hash(self.out), metrics=metrics, finished_at=_utcnow())
+        except BaseException:
+            if self.main:
+                ledger.update_adapter(self.adapter_id, status="failed", finished_at=_utcnow())
+            raise
+        PartialState().wait_for_everyone()  # the other processes read the row the main one just wrote
+        return ledger.get_adapter(name)
 
 
 def trl_config(spec: Method, config: TrainConfig, output_dir: Path):
@@ -120,7 +267,9 @@ def trl_config(spec: Method, config: TrainConfig, output_dir: Path):
         gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
         logging_steps=config.logging_steps,
-        save_strategy="no",
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=config.save_total_limit,
         report_to=[],
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
@@ -155,12 +304,27 @@ def summarize(log_history: list[dict[str, Any]], final: dict[str, Any], n_pairs:
 
 
 class StepRecorder(TrainerCallback):
-    """Writes each logged step to the ledger and drives a rich progress bar."""
+    """Writes each logged step to the ledger, drives a rich progress bar, and reports traps.
 
-    def __init__(self, ledger: Ledger, adapter_id: int, show_progress: bool):
+    After each logged step the trap checks (``prefline.train.traps``) run on the history so far;
+    a new trap is printed once, with its one-line explanation, and stored with the adapter at
+    once (``metrics["warnings"]``), so a run that dies keeps its warnings.
+    """
+
+    def __init__(self, ledger: Ledger, adapter_id: int | None, show_progress: bool):
         self.ledger, self.adapter_id, self.show_progress = ledger, adapter_id, show_progress
         self.progress = self.task = None
         self._last = (time.perf_counter(), 0.0)
+        self.warnings: list[dict[str, Any]] = []
+
+    def notify(self, message: str) -> None:
+        """A one-line warning on the terminal (above the progress bar when there is one)."""
+        if self.adapter_id is None:  # not the main process
+            return
+        from rich.console import Console
+
+        console = self.progress.console if self.progress is not None else Console(stderr=True, highlight=False, soft_wrap=True)
+        console.print(f"warning: {message}", markup=False)
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
         if self.show_progress and state.is_world_process_zero:
@@ -168,7 +332,7 @@ class StepRecorder(TrainerCallback):
 
             self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
             self.progress.start()
-            self.task = self.progress.add_task("train", total=state.max_steps, info="")
+            self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, info="")
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
         if self.progress is not None:
@@ -189,6 +353,16 @@ class StepRecorder(TrainerCallback):
             if "rewards/margins" in metrics:
                 info += f"  margin {metrics['rewards/margins']:+.3f}"
             self.progress.update(self.task, info=info)
+        self._check_traps(state)
+
+    def _check_traps(self, state) -> None:  # noqa: ANN001
+        seen = {w["code"] for w in self.warnings}
+        new = [trap for trap in find_traps(state.log_history, state.max_steps) if trap.code not in seen]
+        for trap in new:
+            self.notify(f"step {trap.step}: {trap.message}")
+            self.warnings.append(trap.as_dict())
+        if new:
+            self.ledger.update_adapter(self.adapter_id, metrics={"warnings": self.warnings})
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
         if self.progress is not None:

@@ -82,7 +82,8 @@ def get_scorers(names: list[str] | None = None) -> list[Scorer]:
     return [SCORERS[n] for n in names]
 
 
-BUILTIN_MODULES = ("style",)
+BUILTIN_MODULES = ("style", "style_refusal", "style_hedging", "style_mirroring", "style_sycophancy", "style_voice", "style_latency",
+                   "behaviour", "evidence")
 
 
 def _register_builtins() -> None:

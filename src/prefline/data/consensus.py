@@ -1,0 +1,215 @@
+"""Consensus: the signals about one (prompt, response A, response B) -> one label with a confidence.
+
+Signals are grouped by their ``key`` (order-independent: "A over B" and "B under A" are one group).
+Each group gets a label (``a``, ``b``; a ``tie`` or an undecided group makes no pair) and a
+confidence in [0, 1] that becomes the stored pair's ``weight``:
+
+- ``majority``: the label with the largest summed signal confidence wins (equal sums: no consensus);
+  confidence = (summed confidence of the winning label's signals) / (number of signals). Three votes
+  split 2:1 give 2/3; one implicit-feedback signal of confidence 0.7 gives 0.7.
+- ``dawid-skene``: annotator reliability learnt by EM over the whole dataset (crowd-kit's
+  ``DawidSkene``); confidence = the posterior of the winning label x the mean signal confidence.
+- ``none``: no combining: every signal is its own pair (plain pair files, as before).
+
+Who an annotator is: the signal's ``annotator``, or, when it has none, its ``kind:rule`` (so each
+implicit rule is treated as one annotator whose reliability Dawid-Skene can learn).
+
+An expert review settles a group: when a group holds ``review`` signals, only they count (majority
+among reviewers; confidence = the share of reviewers who agree).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefline.data.schema import Signal, pair_id
+from prefline.errors import PreflineError
+
+METHODS = ("majority", "dawid-skene", "none")
+_RELATIVE = {"a": "chosen", "b": "rejected", "tie": "tie"}
+
+
+def worker_of(signal: Signal) -> str:
+    return signal.annotator or f"{signal.kind}:{signal.rule}"
+
+
+@dataclass
+class Outcome:
+    """One group's consensus. ``label`` None means no pair; ``category``/``reason`` say why."""
+
+    key: str
+    signals: list[Signal]
+    label: str | None
+    confidence: float
+    method: str
+    category: str | None = None
+    reason: str | None = None
+    axes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def votes(self) -> Counter:
+        return Counter(s.label for s in self.signals)
+
+    @property
+    def disagreement(self) -> float:
+        """Share of the signals that do not vote for the most common label."""
+        counts = self.votes
+        return 1.0 - max(counts.values()) / len(self.signals) if self.signals else 0.0
+
+
+def _decide(weights: dict[str, float]) -> tuple[str | None, float]:
+    ranked = sorted(weights.items(), key=lambda kv: -kv[1])
+    if len(ranked) > 1 and abs(ranked[0][1] - ranked[1][1]) < 1e-12:
+        return None, ranked[0][1]
+    return ranked[0]
+
+
+def _finish(key: str, signals: list[Signal], label: str | None, confidence: float, method: str) -> Outcome:
+    outcome = Outcome(key, signals, label, round(min(max(confidence, 0.0), 1.0), 6), method, axes=axis_consensus(signals))
+    if label is None:
+        outcome.category, outcome.reason = "no-consensus", f"no consensus ({_tally(signals)})"
+    elif label == "tie":
+        outcome.label, outcome.category, outcome.reason = None, "consensus-tie", f"the consensus is a tie ({_tally(signals)})"
+    return outcome
+
+
+def _tally(signals: list[Signal]) -> str:
+    counts = Counter(s.label for s in signals)
+    return ", ".join(f"{label} {counts[label]}" for label in ("a", "b", "tie") if counts[label])
+
+
+def axis_consensus(signals: list[Signal]) -> dict[str, str]:
+    """Per axis, the strict majority of the signals' axis choices (axes without one are left out)."""
+    by_axis: dict[str, Counter] = defaultdict(Counter)
+    for signal in signals:
+        for axis, label in signal.axes.items():
+            by_axis[axis][label] += 1
+    result = {}
+    for axis, counts in sorted(by_axis.items()):
+        (top, n), *rest = counts.most_common()
+        if not rest or rest[0][1] < n:
+            result[axis] = top
+    return result
+
+
+def _reviewed(key: str, signals: list[Signal]) -> Outcome | None:
+    reviews = [s for s in signals if s.kind == "review"]
+    if not reviews:
+        return None
+    label, share = _decide(Counter(s.label for s in reviews))
+    outcome = _finish(key, signals, label, share / len(reviews), "review")
+    return outcome
+
+
+def majority(groups: dict[str, list[Signal]]) -> dict[str, Outcome]:
+    outcomes = {}
+    for key, signals in groups.items():
+        outcome = _reviewed(key, signals)
+        if outcome is None:
+            weights: dict[str, float] = defaultdict(float)
+            for signal in signals:
+                weights[signal.label] += signal.confidence
+            label, weight = _decide(weights)
+            outcome = _finish(key, signals, label, weight / len(signals), "majority")
+        outcomes[key] = outcome
+    return outcomes
+
+
+def dawid_skene_posteriors(votes: list[tuple[str, str, str]], n_iter: int = 100, tol: float = 1e-5) -> dict[str, dict[str, float]]:
+    """(task, worker, label) votes -> each task's posterior over labels, by crowd-kit's Dawid-Skene EM.
+
+    crowd-kit starts from majority-vote shares, then alternates an M-step (each worker's confusion
+    matrix, from the current posteriors) and an E-step (posteriors from the priors and every worker's
+    confusion), for ``n_iter`` rounds or until the evidence lower bound gains less than ``tol``.
+    """
+    if not votes:
+        return {}
+    try:
+        import pandas as pd
+        from crowdkit.aggregation import DawidSkene
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise PreflineError(f"dawid-skene consensus needs crowd-kit ({exc}); install it: pip install 'crowd-kit>=1.4,<1.5'") from exc
+    data = pd.DataFrame(votes, columns=["task", "worker", "label"]).astype(str)
+    with warnings.catch_warnings():
+        # crowd-kit 1.4 calls DataFrame.eval(inplace=True), which pandas 3.1 deprecates; the results are unaffected.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        probas = DawidSkene(n_iter=n_iter, tol=tol).fit_predict_proba(data)
+    return {str(task): {str(label): float(p) for label, p in row.items()} for task, row in probas.iterrows()}
+
+
+def dawid_skene(groups: dict[str, list[Signal]], n_iter: int = 100) -> dict[str, Outcome]:
+    outcomes: dict[str, Outcome] = {}
+    votes = []
+    for key, signals in groups.items():
+        reviewed = _reviewed(key, signals)
+        if reviewed is not None:
+            outcomes[key] = reviewed
+        else:
+            votes.extend((key, worker_of(s), s.label) for s in signals)
+    posteriors = dawid_skene_posteriors(votes, n_iter=n_iter)
+    for key, signals in groups.items():
+        if key in outcomes:
+            continue
+        label, p = _decide(posteriors[key])
+        mean_confidence = sum(s.confidence for s in signals) / len(signals)
+        outcomes[key] = _finish(key, signals, label, p * mean_confidence, "dawid-skene")
+    return outcomes
+
+
+def combine(groups: dict[str, list[Signal]], method: str) -> dict[str, Outcome]:
+    """Every group's outcome under ``method`` (majority or dawid-skene)."""
+    if method == "majority":
+        return majority(groups)
+    if method == "dawid-skene":
+        return dawid_skene(groups)
+    raise PreflineError(f"unknown consensus method {method!r}; known: {', '.join(METHODS)}")
+
+
+def single(key: str, signal: Signal) -> Outcome:
+    """``none``: one signal, taken as it is."""
+    return _finish(key, [signal], signal.label, signal.confidence, "none")
+
+
+# --- outcome -> stored pair row ------------------------------------------------------------
+
+
+def _relative(label: str, outcome_label: str) -> str:
+    """A vote as seen from the stored pair: for its chosen response, its rejected one, or a tie."""
+    if outcome_label == "a":
+        return _RELATIVE[label]
+    return {"a": "rejected", "b": "chosen", "tie": "tie"}[label]
+
+
+def pair_row(outcome: Outcome) -> dict[str, Any]:
+    """The pairs.parquet row of a group that made a pair (JSON-text columns stay lists/dicts here)."""
+    signals, label = outcome.signals, outcome.label
+    first = signals[0]
+    chosen, rejected = (first.a, first.b) if label == "a" else (first.b, first.a)
+    slices: dict[str, str] = {}
+    for signal in signals:
+        for k, v in signal.slices.items():
+            slices.setdefault(k, v)
+    sources = sorted({s.source for s in signals if s.source})
+    return {
+        "id": pair_id(first.prompt, chosen, rejected),
+        "prompt": first.prompt, "chosen": chosen, "rejected": rejected,
+        "slices": slices, "source": ",".join(sources), "weight": outcome.confidence,
+        "confidence": outcome.confidence, "consensus": outcome.method,
+        "rule": ",".join(sorted({s.rule for s in signals})), "n_signals": len(signals),
+        "axes": {axis: _relative(choice, label) for axis, choice in outcome.axes.items()},
+        "signals": [{"kind": s.kind, "rule": s.rule, "source": s.source, "annotator": s.annotator,
+                     "label": _relative(s.label, label), "confidence": s.confidence, "rationale": s.rationale,
+                     "axes": {axis: _relative(c, label) for axis, c in s.axes.items()}, "lines": s.lines}
+                    for s in signals],
+        "key": outcome.key,
+    }
+
+
+def json_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """slices, axes and signals as JSON text, so rows need not share keys."""
+    return {**row, **{name: json.dumps(row[name], sort_keys=True, ensure_ascii=False) for name in ("slices", "axes", "signals")}}
