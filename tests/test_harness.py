@@ -134,3 +134,47 @@ def test_frozen_suite_refuses_changed_files(ledger, tmp_path, tiny_model_dir):
     bumped = load_suite(str(folder))
     assert bumped.version == 2
     freeze_suite(bumped, ledger)  # a new version may be frozen
+
+
+def test_killed_eval_process_resumes(tiny_model_dir, prefline_home):
+    """kill -9 a real `prefline eval` process mid-run; the next run generates only what was missing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from prefline.ledger import Ledger
+
+    cmd = [sys.executable, "-m", "prefline", "eval", "--suite", "smoke", "--model", str(tiny_model_dir),
+           "--batch-size", "1", "--max-new-tokens", "48"]
+    env = {**os.environ, "PREFLINE_HOME": str(prefline_home)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger = Ledger()
+    cached = 0
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        cached = _count_cache(ledger)
+        if cached >= 2:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be killed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _count_cache(ledger)
+    assert 0 < before < 32
+    assert ledger.list_runs()[-1]["status"] == "running"  # the killed run never finished
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _count_cache(ledger) == 32
+    finished = ledger.list_runs()[-1]
+    assert finished["status"] == "done" and len(ledger.generations(finished["id"])) == 32
+
+
+def _count_cache(ledger) -> int:
+    import sqlalchemy as sa
+
+    with ledger.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT COUNT(*) FROM generation_cache")).scalar()
