@@ -208,7 +208,7 @@ def data_list(as_json: bool = JsonOpt) -> None:
                            r["n_duplicates"], r.get("n_excluded") or 0, r["content_hash"][:12], r["created_at"]] for r in rows]))
 
 
-MajorShareOpt = typer.Option(None, "--major-share", help="Share of pairs changed (Jaccard distance of the id sets) above which a version is a major change (default 0.3).")
+MajorShareOpt = typer.Option(None, "--major-share", min=0.0, max=1.0, help="Share of pairs changed (Jaccard distance of the id sets) above which a version is a major change (default 0.3).")
 
 
 @data_app.command("report")
