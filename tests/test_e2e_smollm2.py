@@ -48,7 +48,7 @@ def test_embedded_model_is_dequantized_once_and_answers(shared_home, monkeypatch
 def test_demo_runs_the_whole_path(shared_home):
     env = {**os.environ, "PREFLINE_HOME": str(shared_home), "HF_HUB_OFFLINE": "1"}
     env.pop("PREFLINE_DB_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "prefline", "demo"], env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "prefline", "demo"], env=env, capture_output=True, text=True, timeout=2400)
     print(proc.stdout[-6000:])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "read 64 = accepted 61 + rejected 2 + duplicates 1" in proc.stdout
