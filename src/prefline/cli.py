@@ -387,7 +387,7 @@ def _train_command(method: str):
         name: str = typer.Option(..., "--name", help="Name of the adapter to create (unique)."),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (see prefline.config.TrainConfig)."),
         model: Optional[str] = typer.Option(None, "--model", help="Base model: the embedded default, a local folder, or a cached hub id."),
-        surface: Optional[str] = typer.Option(None, "--surface", help="Product surface this adapter serves (chat, code, voice, ...)."),
+        surface: Optional[str] = typer.Option(None, "--surface", help="Product surface this adapter serves (chat, code, voice, ...); its training defaults fill in unset fields (voice: stronger length regularization; see docs/training.md)."),
         epochs: Optional[float] = typer.Option(None, "--epochs", help="Override: passes over the data."),
         max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override: stop after this many steps."),
         beta: Optional[float] = typer.Option(None, "--beta", help="Override: beta (its meaning and default are in this method's description)."),
@@ -454,6 +454,8 @@ def _print_adapter(adapter: dict[str, Any]) -> None:
     )
     if metrics.get("stopped_early"):
         console.print(f"  stopped early at step {metrics['stopped_early']['step']}: {metrics['stopped_early']['reason']}", markup=False)
+    for note in metrics.get("notes", []):
+        console.print(f"  note: {note}", markup=False)
     for warning in metrics.get("warnings", []):
         console.print(f"  warning (step {warning['step']}, {warning['code']}): {warning['message']}", markup=False)
 
@@ -470,21 +472,18 @@ def adapters_list(as_json: bool = JsonOpt) -> None:
 
 @adapters_app.command("show")
 def adapters_show(name: str = typer.Argument(..., help="Adapter name or id."), as_json: bool = JsonOpt) -> None:
-    """Show one adapter's lineage: base model, dataset, config, metrics, step history."""
+    """Show one adapter's lineage: base model, dataset, config, metrics, warnings, step history, drift probes."""
+    from prefline.train.records import probes
+
     ledger = _ledger()
     adapter = ledger.get_adapter(name, finished=False)
-    steps = ledger.train_steps(adapter["id"])
+    steps, taken = ledger.train_steps(adapter["id"]), probes(ledger, adapter["id"])
     if as_json:
-        from prefline.train.records import probes
-
-        return _print_json({**adapter, "steps": steps, "probes": probes(ledger, adapter["id"])})
+        return _print_json({**adapter, "steps": steps, "probes": taken})
     _print_adapter(adapter)
     console.print(f"  config: {json.dumps(adapter['config'])}\n  versions: {json.dumps(adapter['versions'])}")
     keys = ["loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected", "tokens_per_s"]
     console.print(_table("steps", ["step", *keys], [[s["step"], *[f"{s['metrics'].get(k, float('nan')):.4g}" for k in keys]] for s in steps]))
-    from prefline.train.records import probes
-
-    taken = probes(ledger, adapter["id"])
     if taken:
         console.print(_table("drift probes", ["step", "items", "mean length (tokens)", "refusal rate"],
                              [[p["step"], p["metrics"]["n"], f"{p['metrics']['length_tokens']:.1f}", f"{p['metrics']['refusal']:.2f}"] for p in taken]))

@@ -60,6 +60,8 @@ class _WeightedPolicy:
 
     def __call__(self, **kwargs: Any):
         outputs = self.model(**kwargs)
+        if not kwargs.get("fused_lm_head"):  # TRL's extra logits pass for compute_metrics: not the loss
+            return outputs
         with torch.no_grad():
             # float64, so TRL's ``log_probs - log_sum_sq_probs`` (promoted to float64) returns log w
             # to 1e-15 whatever the autocast dtype of log_probs (bf16 would round it to 1e-2).
