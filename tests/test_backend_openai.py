@@ -151,6 +151,30 @@ def test_cli_eval_through_transformers_serve(served):
     assert run["backend"] == "openai" and run["status"] == "done"
 
 
+def test_llm_judge_through_transformers_serve(ledger, served, monkeypatch, prefline_home, tiny_model_dir):
+    """The win rate's LLM judge on a real OpenAI-compatible server: both orders, stored, no key kept."""
+    base_url, name = served
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    suite = load_suite("smoke")
+    base = run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    cand = run_eval(suite, ledger, model_spec=str(tiny_model_dir), show_progress=False,
+                    decoding=DecodingConfig(max_new_tokens=12, batch_size=16))
+    result = CliRunner().invoke(app, ["preference", "winrate", str(base), str(cand), "--judge", "llm", "--backend", "openai",
+                                      "--base-url", base_url, "--model", name, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{"):])
+    assert payload["judge"]["kind"] == "llm" and payload["judge"]["model"] == f"openai:{name}"
+    overall = payload["slices"]["overall"]
+    assert overall["n"] == 32 and 0.0 <= overall["flip_rate"] <= 1.0
+    assert 0.0 <= overall["raw"]["estimate"] <= 1.0
+    stored = ledger.preference_evals()[-1]
+    assert stored["kind"] == "win_rate" and stored["judge"]["prompt_version"] == payload["judge"]["prompt_version"]
+    ledger.engine.dispose()
+    for file in Path(prefline_home).rglob("*"):
+        if file.is_file():
+            assert SECRET.encode() not in file.read_bytes(), file
+
+
 def test_wrong_port_is_one_clear_error_after_bounded_retries(ledger):
     url = f"http://127.0.0.1:{free_port()}/v1"
     began = time.monotonic()

@@ -53,6 +53,7 @@ def test_demo_runs_the_whole_path(shared_home):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "read 64 = accepted 61 + rejected 2 + duplicates 1" in proc.stdout
     assert "verdict:" in proc.stdout
+    assert "metrics, overall" in proc.stdout and "hedged" in proc.stdout  # the style metrics beside the gate
 
     os.environ["PREFLINE_HOME"] = str(shared_home)
     from prefline.ledger import Ledger
@@ -73,3 +74,28 @@ def test_demo_runs_the_whole_path(shared_home):
     decision = ledger.gate_decisions()[-1]
     assert (decision["baseline_run_id"], decision["candidate_run_id"]) == (baseline["id"], candidate["id"])
     assert decision["verdict"] in ("pass", "fail")
+
+
+def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch):
+    """Each shipped suite freezes and runs on SmolLM2 with its header's scorers: style, behaviour and evidence."""
+    monkeypatch.setenv("PREFLINE_HOME", str(shared_home))
+    from prefline.config import DecodingConfig
+    from prefline.evals.run import run_eval
+    from prefline.evals.scorers import SCORERS
+    from prefline.evals.suite import freeze_suite, load_suite, shipped_suites
+    from prefline.ledger import Ledger
+
+    ledger = Ledger()
+    decoding = DecodingConfig(max_new_tokens=64, batch_size=16)
+    for name in shipped_suites():
+        suite = load_suite(name)
+        freeze_suite(suite, ledger)
+        run = ledger.get_run(run_eval(suite, ledger, decoding=decoding, show_progress=False))
+        assert run["status"] == "done" and run["scorers"] == suite.scorers
+        scored = {metric for metric, by_slice in run["summary"].items() if by_slice.get("overall", {}).get("n", 0) > 0}
+        assert {"length_tokens", "over_refusal", "hedged", "latency_s"} <= scored, name
+        if name in ("release", "redteam"):  # items with sources, constraints, schemas and tools
+            assert {"instruction_strict_rate", "schema_valid", "tool_call_correct", "on_task"} <= scored, name
+            assert {"fabricated_citation", "abstained", "omission"} <= scored, name
+            layers = {SCORERS[s].layer for s in run["scorers"]}
+            assert layers == {"behaviour", "evidence"}

@@ -121,3 +121,18 @@ def test_cli_bad_policy_is_one_line(ledger, tmp_path):
     result = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", str(policy)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"error: {policy}: rules.0.max_ratio: Input should be greater than 0"]
+
+
+def test_policies_by_shipped_name(ledger):
+    from prefline.config import load_policy
+
+    release = load_policy("release")
+    assert release.name == "release" and {"over_refusal", "fabricated_citation", "instruction_strict_rate"} <= {r.metric for r in release.rules}
+    assert load_policy(None) == default_policy()
+    base = make_run(ledger, scores([10] * 6, [0] * 6))
+    result = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "nonesuch"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["error: unknown policy 'nonesuch': not a YAML file; shipped policies: default, release"]
+    # the release policy needs the release scorers: a run scored for length and refusal alone is refused, with what it has
+    missing = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "release"])
+    assert missing.exit_code == 2 and "gates metric(s)" in missing.output and "fabricated_citation" in missing.output

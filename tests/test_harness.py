@@ -178,3 +178,24 @@ def _count_cache(ledger) -> int:
 
     with ledger.engine.connect() as conn:
         return conn.execute(sa.text("SELECT COUNT(*) FROM generation_cache")).scalar()
+
+
+def test_suite_header_names_its_scorers(ledger, tiny_model_dir, tmp_path):
+    folder = tmp_path / "s"
+    shutil.copytree(load_suite("smoke").path, folder)
+    header = folder / "suite.yaml"
+    text = "\n".join(line for line in header.read_text().splitlines() if not line.startswith("scorers:"))
+    header.write_text(text + "\nscorers: [length, hedging]\n")
+    suite = load_suite(str(folder))
+    assert suite.scorers == ["length", "hedging"]
+    run = ledger.get_run(run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False))
+    assert run["scorers"] == ["length", "hedging"] and {"hedged", "length_tokens"} <= set(run["summary"])
+    shown = CliRunner().invoke(app, ["runs", "show", str(run["id"])])
+    assert shown.exit_code == 0 and "metrics, overall" in shown.output
+    assert any("style" in line and "hedged" in line for line in shown.output.splitlines())  # grouped as a style metric
+    explicit = ledger.get_run(run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, scorers=["refusal"], show_progress=False))
+    assert explicit["scorers"] == ["refusal"]  # the caller's choice wins over the header's
+
+    header.write_text(text + "\nscorers: length\n")
+    with pytest.raises(PreflineError, match="scorers must be a list of scorer names"):
+        load_suite(str(folder))

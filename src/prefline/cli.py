@@ -511,7 +511,7 @@ def eval_cmd(
     suite: str = typer.Option("smoke", "--suite", help="A shipped suite name, a suite folder, or a suite.yaml."),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="Evaluate the base model with this registered adapter."),
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the adapter's base, else the embedded model); with --backend openai, the served model name."),
-    scorers: Optional[str] = typer.Option(None, "--scorers", help="Comma-separated scorer names (default: length,refusal)."),
+    scorers: Optional[str] = typer.Option(None, "--scorers", help="Comma-separated scorer names (default: the suite header's `scorers`, else length,refusal)."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Re-score this run's stored generations instead of generating."),
     max_new_tokens: int = typer.Option(160, "--max-new-tokens", help="Upper bound on tokens per response."),
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts generated together."),
@@ -599,6 +599,9 @@ def runs_show(
     if as_json:
         return _print_json({**row, "generations": gens, "scores": scores})
     _print_run(row)
+    from prefline.report.terminal import metrics_overview
+
+    console.print(metrics_overview(ledger, {f"run {row['id']}": row["id"]}))
     for metric, by_slice in (row.get("summary") or {}).items():
         console.print(_table(metric, ["slice", "n", "mean", "interval"],
                              [[name, s["n"], f"{s['mean']:.3f}", f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"] for name, s in by_slice.items()]))
@@ -729,15 +732,15 @@ def preference_winrate(
 def gate_cmd(
     baseline: str = typer.Argument(..., help="Baseline eval run id."),
     candidate: str = typer.Argument(..., help="Candidate eval run id."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Gate policy YAML (default: the shipped default policy)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Gate policy: a shipped name (default, release) or a YAML file (default: default)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compare two runs per slice under a policy; exit 0 on pass, 1 on fail."""
-    from prefline.config import GatePolicy, load_yaml
+    from prefline.config import load_policy
     from prefline.gate.compare import compare_runs
     from prefline.report.terminal import gate_table, verdict_line
 
-    result = compare_runs(_ledger(), baseline, candidate, load_yaml(policy, GatePolicy) if policy else None)
+    result = compare_runs(_ledger(), baseline, candidate, load_policy(policy))
     if as_json:
         _print_json(result.as_dict())
     else:
@@ -753,12 +756,13 @@ def gate_cmd(
 def demo_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the embedded SmolLM2-135M-Instruct)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Train for this many steps instead of the demo's default."),
+    suite: str = typer.Option("smoke", "--suite", help="Shipped suite or suite folder to evaluate and gate on (release: every scorer, about 15 minutes on 2 CPUs)."),
 ) -> None:
-    """Run the whole path on shipped data: ingest, baseline eval, DPO, candidate eval, gate."""
+    """Run the whole path on shipped data: ingest, baseline eval, DPO, candidate eval, gate, preference layer."""
     _quiet()
     from prefline.demo import run_demo
 
-    run_demo(_ledger(), console, model_spec=model, max_steps=max_steps)
+    run_demo(_ledger(), console, model_spec=model, max_steps=max_steps, suite_name=suite)
 
 
 def main() -> None:

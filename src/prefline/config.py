@@ -6,6 +6,7 @@ YAML files are validated against these models; an error names the file and the f
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -115,6 +116,21 @@ class GatePolicy(_Strict):
     min_items: int = Field(3, ge=1, description="Slices with fewer paired items are shown but not gated (too few to judge).")
     bootstrap_samples: int = Field(2000, ge=100, description="Resamples for the paired bootstrap interval shown next to each change.")
     confidence: float = Field(0.9, gt=0, lt=1, description="Coverage of the interval shown next to each change.")
+
+
+def shipped_policies() -> list[str]:
+    root = resources.files("prefline") / "resources" / "policies"
+    return sorted(p.name[:-len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_policy(ref: str | Path | None = None) -> GatePolicy:
+    """A gate policy by shipped name (``default``, ``release``) or YAML path; None gives ``default``."""
+    ref = str(ref or "default")
+    if ref in shipped_policies() and not Path(ref).exists():
+        return load_yaml(Path(str(resources.files("prefline") / "resources" / "policies" / f"{ref}.yaml")), GatePolicy)
+    if not Path(ref).is_file():
+        raise PreflineError(f"unknown policy {ref!r}: not a YAML file; shipped policies: {', '.join(shipped_policies())}")
+    return load_yaml(ref, GatePolicy)
 
 
 def load_yaml(path: str | Path, model: type[M], section: str | None = None) -> M:

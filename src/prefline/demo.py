@@ -1,10 +1,12 @@
 """The demo: the whole walking path on shipped data, printing where everything went.
 
 1. ingest the shipped demo pairs (61 valid pairs and 3 bad rows, to show the accounting);
-2. evaluate the base model on the shipped ``smoke`` suite (the baseline run);
+2. evaluate the base model on a shipped suite, ``smoke`` by default (the baseline run);
 3. train a DPO LoRA adapter on the pairs;
-4. evaluate base + adapter on the same suite (the candidate run);
-5. gate the candidate against the baseline with the default policy;
+4. evaluate base + adapter on the same suite (the candidate run), and show every metric the
+   suite's scorers produce, style next to behaviour and evidence, for both runs;
+5. gate the candidate against the baseline (the ``release`` policy on the ``release`` suite,
+   else the ``default`` policy);
 6. the preference layer: held-out pair accuracy of the adapter on 24 pairs it never saw,
    and the candidate's win rate over the baseline judged by the base model itself, in both
    orders, raw and length-controlled.
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from prefline.config import DecodingConfig, TrainConfig
+from prefline.config import DecodingConfig, TrainConfig, load_policy
 from prefline.data.ingest import ingest
 from prefline.evals.preference_eval import make_judge, pair_accuracy_eval, win_rate_eval
 from prefline.evals.run import run_eval
@@ -26,7 +28,7 @@ from prefline.evals.suite import load_suite
 from prefline.gate.compare import compare_runs
 from prefline.ledger import Ledger
 from prefline.models import resolve_model
-from prefline.report.terminal import gate_table, verdict_line
+from prefline.report.terminal import gate_table, metrics_overview, verdict_line
 from prefline.train.run import train
 
 DEMO_TRAIN = TrainConfig(epochs=1, learning_rate=5e-4, beta=0.1, batch_size=4, max_length=384)
@@ -37,7 +39,8 @@ def demo_pairs_path(name: str = "pairs.jsonl") -> Path:
     return Path(str(resources.files("prefline") / "resources" / "demo" / name))
 
 
-def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, max_steps: int | None = None):
+def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, max_steps: int | None = None,
+             suite_name: str = "smoke"):
     began = time.perf_counter()
 
     def step(title: str) -> None:
@@ -53,7 +56,8 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
         console.print(f"  {problem}", markup=False)
     console.print(f"dataset demo@{data.version}: read {data.n_read} = accepted {data.n_accepted} + rejected {data.n_rejected} + duplicates {data.n_duplicates}")
 
-    suite = load_suite("smoke")
+    suite = load_suite(suite_name)
+    policy = load_policy("release" if suite.name == "release" else "default")
     step(f"2. baseline eval on suite {suite.name} ({len(suite.items)} items)")
     baseline = run_eval(suite, ledger, model_spec=model.spec, decoding=DEMO_DECODING)
 
@@ -67,9 +71,10 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
 
     step("4. candidate eval (base + adapter)")
     candidate = run_eval(suite, ledger, model_spec=model.spec, adapter=name, decoding=DEMO_DECODING)
+    console.print(metrics_overview(ledger, {f"baseline (run {baseline})": baseline, f"candidate (run {candidate})": candidate}))
 
-    step("5. gate")
-    result = compare_runs(ledger, baseline, candidate)
+    step(f"5. gate (policy {policy.name})")
+    result = compare_runs(ledger, baseline, candidate, policy)
     console.print(gate_table(result))
     console.print(verdict_line(result))
 
@@ -102,7 +107,7 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
         f"  prefline preference winrate {baseline} {candidate} --judge llm --backend openai --base-url URL --model NAME   a stronger judge\n"
         f"  prefline runs show {candidate} --items      every response with its scores\n"
         f"  prefline adapters show {name}      lineage and the loss curve\n"
-        f"  prefline gate {baseline} {candidate}                   the gate again (exit 0 pass, 1 fail)"
+        f"  prefline gate {baseline} {candidate} --policy {policy.name}   the gate again (exit 0 pass, 1 fail)"
     )
     return result
 

@@ -56,7 +56,7 @@ def run_eval(
     from prefline.train.run import adapter_path, software_versions
 
     decoding = decoding or DecodingConfig()
-    chosen_scorers = get_scorers(scorers)
+    chosen_scorers = get_scorers(scorers or suite.scorers or None)
     engine_cls = get_backend(backend)
     options = check_options(backend, backend_options or {})
     check_frozen(suite, ledger)

@@ -21,7 +21,7 @@ hashes, so two runs are comparable exactly when their suite hashes are equal.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,7 @@ class Suite:
     description: str
     path: Path
     items: list[SuiteItem]
+    scorers: list[str] = field(default_factory=list)  # the header's default scorers; empty: prefline's defaults
 
     @property
     def hash(self) -> str:
@@ -187,11 +188,16 @@ def load_suite(ref: str) -> Suite:
         raise PreflineError(f"suite {header_path.parent}: {len(problems)} malformed item(s): " + " | ".join(problems))
     if not items:
         raise PreflineError(f"suite {header_path.parent}: {items_path.name} holds no items")
-    return Suite(name=str(header["name"]), version=int(header["version"]), description=str(header.get("description", "")), path=header_path.parent, items=items)
+    scorers = header.get("scorers") or []
+    if not isinstance(scorers, list) or not all(isinstance(name, str) for name in scorers):
+        raise PreflineError(f"{header_path}: scorers must be a list of scorer names, got {scorers!r}")
+    return Suite(name=str(header["name"]), version=int(header["version"]), description=str(header.get("description", "")),
+                 path=header_path.parent, items=items, scorers=scorers)
 
 
 def suite_summary(suite: Suite) -> dict[str, Any]:
-    return {"name": suite.name, "version": suite.version, "hash": suite.hash, "items": len(suite.items), "slices": suite.slice_counts(), "path": str(suite.path)}
+    return {"name": suite.name, "version": suite.version, "hash": suite.hash, "items": len(suite.items), "slices": suite.slice_counts(),
+            "scorers": suite.scorers, "path": str(suite.path)}
 
 
 # --- the suite in the ledger -------------------------------------------------------------

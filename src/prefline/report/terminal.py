@@ -1,10 +1,11 @@
-"""Terminal rendering of a gate result (rich tables)."""
+"""Terminal rendering of eval runs and gate results (rich tables)."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
 from prefline.gate.compare import GateResult
+from prefline.ledger import Ledger
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "not gated": "dim"}
 
@@ -25,3 +26,30 @@ def gate_table(result: GateResult) -> Table:
 def verdict_line(result: GateResult) -> str:
     verdict = "[bold green]PASS[/]" if result.verdict == "pass" else f"[bold red]FAIL[/] ({len(result.failures)} check(s) failed)"
     return f"verdict: {verdict}  (decision {result.decision_id} recorded in the ledger)"
+
+
+def _section(scorer) -> str:  # noqa: ANN001
+    """``style`` for the style metrics (their modules are ``style*``), else the scorer's layer."""
+    return "style" if scorer.fn.__module__.rsplit(".", 1)[-1].startswith("style") else scorer.layer
+
+
+def metrics_overview(ledger: Ledger, runs: dict[str, int]) -> Table:
+    """Every metric the runs scored, grouped style / behaviour / evidence: overall mean, interval and n per run."""
+    from prefline.evals.scorers import SCORERS, get_scorers
+
+    rows = [ledger.get_run(run_id) for run_id in runs.values()]
+    get_scorers(None)  # registers the built-in scorers, for their metadata
+    names = list(dict.fromkeys(name for row in rows for name in row["scorers"]))
+    table = Table(title="metrics, overall (mean [90% CI] (n items))", title_justify="left")
+    for column in ["layer", "scorer", "metric", "better", *runs]:
+        table.add_column(column)
+    order = {"style": 0, "behaviour": 1, "evidence": 2, "preference": 3}
+    for scorer in sorted((SCORERS[n] for n in names if n in SCORERS), key=lambda s: order.get(_section(s), 9)):
+        for metric, direction in scorer.metrics.items():
+            cells = []
+            for row in rows:
+                overall = (row.get("summary") or {}).get(metric, {}).get("overall")
+                cells.append(f"{overall['mean']:.3f} [{overall['ci'][0]:.3f}, {overall['ci'][1]:.3f}] ({overall['n']})" if overall else "-")
+            if any(cell != "-" for cell in cells):
+                table.add_row(_section(scorer), scorer.name, metric, direction, *cells)
+    return table
