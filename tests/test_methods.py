@@ -278,3 +278,15 @@ def test_a_reward_adapter_cannot_generate(ledger, tiny_model_dir, tmp_path):
     train("reward", "rw", "rm", FAST, ledger, model_spec=str(tiny_model_dir), show_progress=False)
     with pytest.raises(PreflineError, match="is a reward model"):
         run_eval(load_suite("smoke"), ledger, adapter="rm")
+
+
+def test_gradient_checkpointing_follows_the_model_size(tmp_path):
+    from prefline.train.run import CHECKPOINTING_FROM_BYTES, needs_checkpointing
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    for folder, size in ((small, 540_000_000), (large, CHECKPOINTING_FROM_BYTES)):
+        folder.mkdir()
+        with open(folder / "model.safetensors", "wb") as f:
+            f.truncate(size)  # sparse: the size is what counts, no disk is used
+    assert not needs_checkpointing(small) and needs_checkpointing(large)
+    assert TrainConfig().gradient_checkpointing is None  # unset: decided per model when training starts

@@ -25,8 +25,8 @@ class _Strict(BaseModel):
 class TrainConfig(_Strict):
     """Hyper-parameters of a preference-training run (LoRA on the base model).
 
-    Defaults are sized for a ~100M-parameter model on CPU; bf16 autocast and gradient
-    checkpointing follow TRL's defaults, which measured faster and leaner here than fp32.
+    Defaults are sized for a ~100M-parameter model on CPU; bf16 autocast follows TRL's default,
+    which measured faster and leaner here than fp32; gradient checkpointing depends on the model's size.
     """
 
     beta: float | None = Field(None, gt=0, description=(
@@ -55,7 +55,10 @@ class TrainConfig(_Strict):
     target_modules: str | list[str] = Field("all-linear", description="Modules that get LoRA: 'all-linear' or a list of names.")
     warmup_ratio: float = Field(0.0, ge=0, le=1, description="Share of steps spent warming up the learning rate.")
     bf16: bool = Field(True, description="bf16 autocast; on CPU it runs faster than fp32 with half the activation memory.")
-    gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass to save memory.")
+    gradient_checkpointing: bool | None = Field(None, description=(
+        "Recompute activations in the backward pass to save memory, at the cost of time. Unset (default): on for base "
+        "models whose weights take 2 GB or more on disk (about 1B parameters in bf16), off below, where LoRA's "
+        "activations are small and skipping the recomputation measured faster (docs/benchmarks.md)."))
     precompute_ref_log_probs: bool = Field(False, description="Methods with a reference model (dpo, ipo, hinge, robust, ld-dpo, kto): compute its log-probs once before training instead of every step.")
     seed: int = Field(0, description="Seed for data order, LoRA and reward-head initialisation, and dropout.")
     logging_steps: int = Field(1, ge=1, description="Record step metrics in the ledger every N steps.")

@@ -82,6 +82,8 @@ def train(
     pairs = load_pairs(dataset)
     _check_weights(spec, pairs, dataset)
     model_ref = resolve_model(model_spec)
+    if config.gradient_checkpointing is None:
+        config = config.model_copy(update={"gradient_checkpointing": needs_checkpointing(Path(model_ref.path))})
     if config.probe_every:
         probe_items(config)  # an unknown probe suite fails here, before a model loads
 
@@ -248,6 +250,20 @@ class _Run:
             raise
         PartialState().wait_for_everyone()  # the other processes read the row the main one just wrote
         return ledger.get_adapter(name)
+
+
+CHECKPOINTING_FROM_BYTES = 2 * 1024**3
+
+
+def needs_checkpointing(model_dir: Path) -> bool:
+    """Gradient checkpointing by model size: on when the weight files take 2 GB or more.
+
+    It trades a second forward pass for activation memory. With LoRA on a small model the
+    activations are small and the recomputation is pure cost (docs/benchmarks.md, training
+    throughput); from about 1B parameters (bf16) the memory matters more.
+    """
+    weights = [f for pattern in ("*.safetensors", "*.bin") for f in model_dir.glob(pattern)]
+    return sum(f.stat().st_size for f in weights) >= CHECKPOINTING_FROM_BYTES
 
 
 def trl_config(spec: Method, config: TrainConfig, output_dir: Path):
