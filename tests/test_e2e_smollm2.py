@@ -99,3 +99,30 @@ def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch
             assert {"fabricated_citation", "abstained", "omission"} <= scored, name
             layers = {SCORERS[s].layer for s in run["scorers"]}
             assert layers == {"behaviour", "evidence"}
+
+
+def test_every_method_trains_smollm2_through_the_cli(shared_home, tmp_path, monkeypatch):
+    """Each method of the table: one CLI call on the embedded model, registered with moved LoRA weights."""
+    monkeypatch.setenv("PREFLINE_HOME", str(shared_home))
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from prefline.cli import app
+    from prefline.demo import demo_pairs_path
+    from prefline.ledger import Ledger
+    from prefline.train.methods import METHODS
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["data", "ingest", str(demo_pairs_path()), "--name", "methods"]).exit_code == 0
+    config = tmp_path / "train.yaml"
+    config.write_text("batch_size: 2\nmax_length: 128\nlearning_rate: 5.0e-3\n")
+    ledger = Ledger()
+    for method in METHODS:
+        result = runner.invoke(app, ["train", method, "--data", "methods", "--name", f"e2e-{method}", "--max-steps", "2",
+                                     "--config", str(config)])
+        assert result.exit_code == 0, f"{method}: {result.output[-2000:]}"
+        adapter = ledger.get_adapter(f"e2e-{method}")
+        assert adapter["status"] == "done" and adapter["method"] == method and adapter["metrics"]["steps"] == 2
+        weights = load_file(str(Path(adapter["path"]) / "adapter_model.safetensors"))
+        lora_b = [t for key, t in weights.items() if "lora_B" in key]
+        assert lora_b and any(float(t.abs().max()) > 0 for t in lora_b), method  # LoRA B starts at zero: it moved
