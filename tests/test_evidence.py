@@ -13,7 +13,7 @@ import pytest
 
 from prefline.evals.backends import Generation
 from prefline.evals.scorers import SCORERS, get_scorers
-from prefline.evals.scorers.evidence import detect_abstention, point_present, unsupported_specifics
+from prefline.evals.scorers.evidence import CLAUSE_START, _opens_clause, detect_abstention, point_present, unsupported_specifics
 from prefline.evals.scorers.evidence_citations import find_markers, title_matches
 from prefline.evals.scorers.evidence_text import contains_reference, numbers, split_sentences
 from prefline.evals.suite import Source, SuiteItem
@@ -113,6 +113,15 @@ def test_support():
     assert score("support", grounded, "The tower was built in 1889 [5].") == {"unsupported_claim": 1.0}
 
 
+def test_support_evidence_on_a_tie_is_the_first_cited_source():
+    """Six cited sources back the claim's words equally; the evidence reports the first provided,
+    whatever order the process's string hashing gives the cited ids."""
+    sources = [{"id": f"S{i}", "text": f"The bridge opened in {1900 + i}."} for i in range(1, 7)]
+    scores = SCORERS["support"].fn(item(sources=sources), gen("The bridge opened in 1901 or 1902 [S6, S5, S4, S3, S2, S1]."))
+    sentence = scores["unsupported_claim"].evidence["sentences"][0]
+    assert sentence["recall"] == 1.0 and sentence["numbers_missing"] == [1902.0]
+
+
 # --- abstention -----------------------------------------------------------------------------------------------------
 
 ABSTAINS = [
@@ -179,6 +188,15 @@ def test_fabrication():
     # sentence-initial capitals, list numbering and small counts are not specifics
     assert unsupported_specifics(grounded, "Sure. Two facts:\n1. The Metro opened in 1900.\n2. Paris has it.") == {"numbers": [], "names": []}
     assert score("error_modes", item(), "Maurice Koechlin, 10,100 tonnes.")["fabrication"] is None
+
+
+def test_clause_openers_are_found_without_reading_the_whole_text():
+    """``_opens_clause`` searches only the tail that can match; it must agree with a search of everything before."""
+    texts = ["Sure. Two facts:\n1. The Metro opened.\n2. Paris has it.", "He said \"Hello\" and ( Rome) then\n  - Bullet",
+             "## Heading\n###   Title here\n12) Numbered\n٣. Arabic digit", "A\n", "\nB", "x.  \n  \t* Star\n+ Plus: Colon; Semi"]
+    for body in texts:
+        for at in range(len(body) + 1):
+            assert _opens_clause(body, at) == (CLAUSE_START.search(body[:at]) is not None), (body, at)
 
 
 def test_omission():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Fallback when langdetect is not installed: the language whose most frequent function words
 # cover the most tokens, among a few Latin-script languages; undecided below 2 hits.
@@ -17,6 +18,7 @@ STOPWORD_PROFILES = {
 }
 
 
+@lru_cache(maxsize=4096)  # loose checking asks again for each variant, and many variants are the same text
 def detect_language(text: str) -> tuple[str | None, str]:
     """The response's language code and how it was found: ``langdetect`` (seeded, so
     deterministic) when installed, else the stopword profiles above."""

@@ -12,6 +12,7 @@ markers that decided, so a reviewer can overrule any single item.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from prefline.evals.scorers import Score, scorer
@@ -67,6 +68,10 @@ def support_of(claim: str, source) -> tuple[float, list[float]]:
     return recall(content_words(claim), src_words), missing
 
 
+# Left out of a cited claim: leftover brackets, empty parentheses and "Sources:"/"See also" words.
+CLAIM_NOISE = re.compile(r"\[[^\]]*\]|\(\s*\)|\b(?:sources?|references?|see(?:\s+also)?)\b\s*:?", re.IGNORECASE)
+
+
 def cited_sentences(text: str, markers: list[Marker]) -> list[tuple[str, list[Marker]]]:
     """Each sentence that carries a marker, with the marker text blanked out of the claim."""
     out = []
@@ -78,7 +83,7 @@ def cited_sentences(text: str, markers: list[Marker]) -> list[tuple[str, list[Ma
         for m in sorted(inside, key=lambda mk: mk.start, reverse=True):
             if m.kind != "attribution":  # an attribution's words are part of the claim's phrasing
                 claim = claim[: m.start - start] + " " + claim[m.end - start:]
-        claim = re.sub(r"\[[^\]]*\]|\(\s*\)|\b(?:sources?|references?|see(?:\s+also)?)\b\s*:?", " ", claim, flags=re.IGNORECASE)
+        claim = CLAIM_NOISE.sub(" ", claim)
         if content_words(claim) or numbers(claim):
             out.append((claim.strip(), inside))
     return out
@@ -86,11 +91,10 @@ def cited_sentences(text: str, markers: list[Marker]) -> list[tuple[str, list[Ma
 
 def judge_sentences(item, text: str, markers: list[Marker]) -> list[dict[str, Any]]:
     """For each cited sentence: the best support among the cited sources and among the others."""
-    by_id = {s.id: s for s in item.sources}
     judged = []
     for claim, inside in cited_sentences(text, markers):
         cited_ids = {m.source for m in inside if m.source is not None}
-        cited = list(item.sources) if "*" in cited_ids else [by_id[i] for i in cited_ids if i in by_id]
+        cited = [s for s in item.sources if "*" in cited_ids or s.id in cited_ids]  # in the item's order: ties go to the first
         scores = {s.id: support_of(claim, s) for s in item.sources}
 
         def ok(sid: str) -> bool:
@@ -126,27 +130,44 @@ def support(item, generation) -> dict[str, Score]:
 
 # --- abstention ------------------------------------------------------------------------------------
 
+def _rule(first_letters: str, pattern: str) -> re.Pattern[str]:
+    """Compile a case-insensitive rule behind a lookahead for the letters its matches start with.
+
+    Every alternative of ``pattern`` must start with one of ``first_letters``, so the lookahead
+    changes no match; it lets the engine give up at most positions after one character instead
+    of trying each alternative there, which halves the time these rules take.
+    """
+    return re.compile(f"(?=[{first_letters}])(?:{pattern})", re.IGNORECASE)
+
+
 ABSTENTION_PATTERNS: dict[str, re.Pattern[str]] = {
-    name: re.compile(pattern, re.IGNORECASE)
-    for name, pattern in {
-        "dont-know": r"\bI\s+(?:do\s*n[o']?t|don't|cannot|can't|can not|have no way to)\s+(?:know|tell|say|determine)\b",
-        "cannot-be-determined": r"\b(?:cannot|can't|can not|could not|couldn't|is not possible to|isn't possible to|impossible to)\s+(?:be\s+)?(?:determine|determined|know|known|say|tell|answer|answered|find|found|confirm|confirmed|verif(?:y|ied))\b",
-        "sources-silent": r"\b(?:the\s+)?(?:provided\s+|given\s+)?(?:sources?|documents?|context|texts?|passages?|materials?|information(?:\s+provided)?)\s+(?:do(?:es)?\s*(?:n[o']?t|n't)|don't|doesn't|never|did\s*(?:not|n't))\s+(?:say|mention|specify|state|contain|include|provide|give|cover|address|indicate|list|discuss|tell)",
-        "not-in-sources": r"\b(?:not|isn't|is not|aren't|are not|wasn't|nowhere)\s+(?:\w+\s+)?(?:mentioned|specified|stated|provided|given|included|covered|found|available|listed|addressed)\s+(?:in|by|anywhere in)\s+(?:the|these|this|any|your)\b",
-        "no-information": r"\b(?:there\s+is|there's|I\s+have|I've)\s+(?:no|not enough|insufficient|too little)\s+(?:\w+\s+)?(?:information|data|evidence|record|details)\b",
-        "insufficient": r"\b(?:insufficient|not enough|no)\s+(?:information|data|evidence)\s+(?:to|is available|available|was found)\b",
-        "unknown": r"\b(?:is|remains|are)\s+(?:currently\s+)?(?:unknown|not known|unknowable)\b|\bno\s?one\s+(?:knows|can know)\b",
-        "cannot-answer": r"\bI(?:\s+am|'m)\s+(?:unable|not able)\s+to\s+(?:answer|determine|tell|say|find)\b",
+    name: _rule(first_letters, pattern)
+    for name, (first_letters, pattern) in {
+        "dont-know": ("i", r"\bI\s+(?:do\s*n[o']?t|don't|cannot|can't|can not|have no way to)\s+(?:know|tell|say|determine)\b"),
+        "cannot-be-determined": ("ci", r"\b(?:cannot|can't|can not|could not|couldn't|is not possible to|isn't possible to|impossible to)\s+(?:be\s+)?(?:determine|determined|know|known|say|tell|answer|answered|find|found|confirm|confirmed|verif(?:y|ied))\b"),
+        "sources-silent": ("cdgimpst", r"\b(?:the\s+)?(?:provided\s+|given\s+)?(?:sources?|documents?|context|texts?|passages?|materials?|information(?:\s+provided)?)\s+(?:do(?:es)?\s*(?:n[o']?t|n't)|don't|doesn't|never|did\s*(?:not|n't))\s+(?:say|mention|specify|state|contain|include|provide|give|cover|address|indicate|list|discuss|tell)"),
+        "not-in-sources": ("ainw", r"\b(?:not|isn't|is not|aren't|are not|wasn't|nowhere)\s+(?:\w+\s+)?(?:mentioned|specified|stated|provided|given|included|covered|found|available|listed|addressed)\s+(?:in|by|anywhere in)\s+(?:the|these|this|any|your)\b"),
+        "no-information": ("it", r"\b(?:there\s+is|there's|I\s+have|I've)\s+(?:no|not enough|insufficient|too little)\s+(?:\w+\s+)?(?:information|data|evidence|record|details)\b"),
+        "insufficient": ("in", r"\b(?:insufficient|not enough|no)\s+(?:information|data|evidence)\s+(?:to|is available|available|was found)\b"),
+        "unknown": ("airn", r"\b(?:is|remains|are)\s+(?:currently\s+)?(?:unknown|not known|unknowable)\b|\bno\s?one\s+(?:knows|can know)\b"),
+        "cannot-answer": ("i", r"\bI(?:\s+am|'m)\s+(?:unable|not able)\s+to\s+(?:answer|determine|tell|say|find)\b"),
     }.items()
 }
-HEDGES = re.compile(
+HEDGES = _rule(
+    "acilmnpu",
     r"\b(?:I\s+think|I\s+believe|I\s+guess|I'm\s+guessing|probably|possibly|perhaps|maybe|likely|might|may\s+be|could\s+be|"
     r"not\s+(?:entirely\s+|completely\s+|100%\s+)?(?:sure|certain)|uncertain|if\s+I\s+recall|as\s+far\s+as\s+I\s+know|"
-    r"it\s+seems|it\s+appears|I'm\s+not\s+positive)\b", re.IGNORECASE)
+    r"it\s+seems|it\s+appears|I'm\s+not\s+positive)\b")
 
 
 def detect_abstention(text: str) -> tuple[bool, dict[str, str]]:
     """Does the response say it cannot know, or that the sources do not say? Rule and matched text."""
+    abstained, evidence = _abstention(text)
+    return abstained, dict(evidence)
+
+
+@lru_cache(maxsize=32768)  # the abstention and error_modes scorers read the same responses
+def _abstention(text: str) -> tuple[bool, dict[str, str]]:
     flat = text.replace("’", "'")
     for name, pattern in ABSTENTION_PATTERNS.items():
         match = pattern.search(flat)
@@ -187,6 +208,20 @@ def abstention(item, generation) -> dict[str, Score]:
 
 NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)*")
 CLAUSE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*(?:[-*+]\s+|\d+[.)]\s+|#+\s*)?|[\"“(]\s*)$")
+UNCLAIMED = re.compile(r"```.*?```|`[^`\n]*`|\[[^\]\n]*\]|https?://\S+|www\.\S+|\*\*|__", re.DOTALL)  # code, markers, links, bold
+LIST_NUMBER = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)
+
+
+def _opens_clause(body: str, at: int) -> bool:
+    """Does the word at ``at`` open a sentence, line, list item or quote (``CLAUSE_START`` ends there)?
+
+    Only the run of spaces, digits and list marks before ``at``, and the character before that
+    run, can be part of such a match, so only they are searched, not the whole text before it.
+    """
+    start = at
+    while start > 0 and (body[start - 1].isspace() or body[start - 1].isdecimal() or body[start - 1] in "-*+.)#"):
+        start -= 1
+    return CLAUSE_START.search(body, max(start - 1, 0), at) is not None
 
 
 def unsupported_specifics(item, text: str) -> dict[str, list]:
@@ -195,13 +230,13 @@ def unsupported_specifics(item, text: str) -> dict[str, list]:
     capital says nothing."""
     known = "\n".join([f"{s.title or ''} {s.url or ''} {s.text}" for s in item.sources] + [m.content for m in item.messages])
     known_numbers, known_words = numbers(known), set(words(known))
-    body = re.sub(r"```.*?```|`[^`\n]*`|\[[^\]\n]*\]|https?://\S+|www\.\S+|\*\*|__", " ", text, flags=re.DOTALL)
-    body = re.sub(r"^\s*\d+[.)]\s", " ", body, flags=re.MULTILINE)  # list numbering
+    body = UNCLAIMED.sub(" ", text)
+    body = LIST_NUMBER.sub(" ", body)
     stray_numbers = sorted({n for n in numbers(body) if (n != int(n) or abs(n) >= 10) and not any(abs(n - k) < 1e-9 for k in known_numbers)})
     stray_names = []
     for match in NAME.finditer(body):
         name = match.group(0).split()
-        if CLAUSE_START.search(body[: match.start()]):
+        if _opens_clause(body, match.start()):
             name = name[1:]  # its first word is capitalised by position
         name = [w for w in name if w not in ("I", "I'm", "I'd", "I've", "I'll")]
         parts = words(" ".join(name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Function words carry no claim: leaving them out makes overlap measure content.
 STOPWORDS = frozenset("""
@@ -35,34 +36,63 @@ WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 def fold(text: str) -> str:
     """Case, accents and typographic quotes folded away."""
     text = unicodedata.normalize("NFKD", text.replace("’", "'").replace("‘", "'"))
-    return "".join(c for c in text if not unicodedata.combining(c)).lower()
+    if not text.isascii():  # drop the combining marks NFKD split off, looking at each distinct character once
+        marks = [c for c in set(text) if unicodedata.combining(c)]
+        text = text.translate(dict.fromkeys(map(ord, marks))) if marks else text
+    return text.lower()
 
 
+SUFFIXES = tuple((re.compile(pattern), keep) for pattern, keep in (
+    (r"ies$", "y"), (r"(?:(?<=ss)|(?<=[xz])|(?<=ch)|(?<=sh))es$", ""), (r"(?<!s)s$", ""), (r"ing$", ""), (r"ed$", "")))
+
+
+@lru_cache(maxsize=65536)  # a vocabulary is small next to the number of words stemmed
 def stem(word: str) -> str:
     """A light suffix stripper: enough to match "bridges" with "bridge" and "opened" with "opens"."""
     if len(word) > 4:
-        for pattern, keep in ((r"ies$", "y"), (r"(?:(?<=ss)|(?<=[xz])|(?<=ch)|(?<=sh))es$", ""), (r"(?<!s)s$", ""), (r"ing$", ""), (r"ed$", "")):
-            stripped = re.sub(pattern, keep, word)
+        for pattern, keep in SUFFIXES:
+            stripped = pattern.sub(keep, word)
             if stripped != word:
                 word = stripped
                 break
     return word[:-1] if len(word) > 3 and word.endswith("e") else word
 
 
+# The scorers read the same texts many times over: a response once per required point and per
+# reference check, a source once per cited sentence. The three readings below are cached per
+# text (as tuples, so no caller can change a cached value) and handed out as fresh lists.
+TEXT_CACHE = 1024  # plenty for one item's texts and the sources of the items before it, in a few MB
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.replace("'", "") for w in WORD.findall(fold(text)))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _content_words(text: str) -> tuple[str, ...]:
+    return tuple(stem(w) for w in _words(text) if w not in STOPWORDS and not w.isdigit())
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _numbers(text: str) -> tuple[float, ...]:
+    found = [float(m.group(0).replace(",", "").replace("−", "-")) for m in NUMBER.finditer(text)]
+    found += [NUMBER_WORDS[w] for w in _words(text) if w in NUMBER_WORDS]
+    return tuple(found)
+
+
 def words(text: str) -> list[str]:
-    return [w.replace("'", "") for w in WORD.findall(fold(text))]
+    return list(_words(text))
 
 
 def content_words(text: str) -> list[str]:
     """Stemmed words that are neither function words nor bare numbers (numbers are matched as numbers)."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and not w.isdigit()]
+    return list(_content_words(text))
 
 
 def numbers(text: str) -> list[float]:
     """Numbers written in digits (1,000 and 1000 are equal; 3.50 equals 3.5) or as words up to twenty and the tens."""
-    found = [float(m.group(0).replace(",", "").replace("−", "-")) for m in NUMBER.finditer(text)]
-    found += [NUMBER_WORDS[w] for w in words(text) if w in NUMBER_WORDS]
-    return found
+    return list(_numbers(text))
 
 
 def recall(needed: list[str], available: list[str]) -> float:
@@ -73,7 +103,7 @@ def recall(needed: list[str], available: list[str]) -> float:
 
 def phrase_in(phrase: str, text: str) -> bool:
     """The phrase occurs in the text as whole words, after folding case, accents and punctuation."""
-    a, b = " ".join(words(phrase)), " ".join(words(text))
+    a, b = " ".join(_words(phrase)), " ".join(_words(text))
     return bool(a) and f" {a} " in f" {b} "
 
 
@@ -106,6 +136,7 @@ ABBREVIATIONS = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Mr|Mrs|Ms|Dr|Prof|St|No|appro
 # A sentence ends at . ! ? followed by space, at a newline, or at the end; a citation marker right
 # after the full stop ("... in 1889. [1]") still belongs to the sentence it follows.
 SENTENCE = re.compile(r"[^\n]*?(?:[.!?]+(?:[\"”’')\]]*)(?:\s*\[[^\[\]\n]{1,40}\])*(?=\s|$)|\n|$)")
+HAS_WORD = re.compile(r"\w")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -114,7 +145,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     for match in SENTENCE.finditer(protected):
         chunk = match.group(0)
-        if re.search(r"\w", chunk):
+        if HAS_WORD.search(chunk):
             start = match.start() + len(chunk) - len(chunk.lstrip())
             spans.append((start, match.start() + len(chunk.rstrip())))
     return spans
