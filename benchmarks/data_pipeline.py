@@ -3,14 +3,17 @@
 For each size it writes a synthetic JSONL of conversational pairs (cached under the work
 folder), then runs, each in a fresh process so peak memory is per step:
 
-1. ``prefline data ingest`` (the library call ``ingest``);
+1. ``prefline data ingest`` (the library call ``ingest``), which includes consensus: the
+   synthetic file holds plain pairs, so by default each pair is its own group (``none``);
+   ``--consensus majority`` times the combining path instead (every pair a one-vote group);
 2. the full quality report without close calls (``data_report``: coverage, bias profile,
    trivial negatives, exact and near duplicates, contamination against the frozen ``smoke``
    suite, whose prompts a few synthetic pairs copy).
 
 It prints seconds and peak resident memory (``resource.getrusage``: the step's process, and
 the largest of its worker processes) for each, the seconds per 1k pairs, to see how time
-grows with size, and the machine's 1-minute load average when the step started.
+grows with size, the machine's 1-minute load average when the step started, and the two
+steps' total per size.
 
     .venv/bin/python benchmarks/data_pipeline.py                 # 10k, 100k, 1M
     .venv/bin/python benchmarks/data_pipeline.py --sizes 10000   # one size
@@ -108,7 +111,7 @@ def _peaks_mb() -> tuple[float, float]:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 
-def child(step: str, path: str, name: str) -> None:
+def child(step: str, path: str, name: str, consensus: str) -> None:
     """One timed step in this (fresh) process; prints a JSON line."""
     from prefline.ledger import Ledger
 
@@ -117,7 +120,7 @@ def child(step: str, path: str, name: str) -> None:
     if step == "ingest":
         from prefline.data.ingest import ingest
 
-        result = ingest(path, name, ledger)
+        result = ingest(path, name, ledger, consensus=consensus)
         detail = {"pairs": result.n_pairs or result.n_accepted}
     else:
         from prefline.data.quality import data_report
@@ -130,8 +133,8 @@ def child(step: str, path: str, name: str) -> None:
     print(json.dumps({"step": step, "seconds": round(seconds, 1), "peak_mb": round(main_mb), "worker_peak_mb": round(worker_mb), **detail}))
 
 
-def run_step(step: str, path: Path, name: str, env: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", step, str(path), name], env=env, capture_output=True, text=True)
+def run_step(step: str, path: Path, name: str, consensus: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", step, str(path), name, consensus], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         return {"step": step, "error": (out.stderr.strip().splitlines() or ["?"])[-1], "returncode": out.returncode}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -141,7 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/prefline-bench-data"), help="Folder for the synthetic files and the ledger.")
-    parser.add_argument("--child", nargs=3, metavar=("STEP", "PATH", "NAME"), help=argparse.SUPPRESS)
+    parser.add_argument("--consensus", default="none", choices=("none", "majority", "dawid-skene"),
+                        help="Consensus method of the ingest step (default: none, as for any file of plain pairs).")
+    parser.add_argument("--child", nargs=4, metavar=("STEP", "PATH", "NAME", "CONSENSUS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
@@ -155,15 +160,19 @@ def main() -> None:
         started = time.perf_counter()
         path = write_synthetic(args.work / f"pairs-{n}.jsonl", n)
         print(f"# {path} ready ({time.perf_counter() - started:.0f} s)", flush=True)
+        total = 0.0
         for step in ("ingest", "report"):
             load = os.getloadavg()[0]  # other work on the machine slows every step down
-            result = run_step(step, path, f"bench-{n}", env)
+            result = run_step(step, path, f"bench-{n}", args.consensus, env)
             if "error" in result:
                 print(f"{n:>9}  {step:<7} failed (exit {result['returncode']}): {result['error']}", flush=True)
                 break
+            total += result["seconds"]
             detail = {k: v for k, v in result.items() if k not in ("step", "seconds", "peak_mb", "worker_peak_mb")}
             print(f"{n:>9}  {step:<7} {result['seconds']:>8.1f} {1000 * result['seconds'] / n:>10.2f} {result['peak_mb']:>8} "
                   f"{result['worker_peak_mb']:>9} {load:>5.1f}  {json.dumps(detail)}", flush=True)
+        else:
+            print(f"{n:>9}  {'total':<7} {total:>8.1f} {1000 * total / n:>10.2f}", flush=True)
 
 
 if __name__ == "__main__":

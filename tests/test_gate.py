@@ -18,10 +18,10 @@ ITEMS = {  # item -> slices
 }
 
 
-def make_run(ledger, scores: dict[str, dict[str, float | None]], suite_hash="s" * 64) -> int:
+def make_run(ledger, scores: dict[str, dict[str, float | None]], suite_hash="s" * 64, adapter_id: int | None = None) -> int:
     """A finished run whose per-item metric values are given directly."""
     run = ledger.add_run(suite_name="t", suite_hash=suite_hash, model="m", model_hash="m" * 64, backend="hf",
-                         decoding={}, seed=0, scorers=["length", "refusal"])
+                         decoding={}, seed=0, scorers=["length", "refusal"], adapter_id=adapter_id)
     ledger.add_generations(run, [{"item_id": i, "item_hash": i, "slices": s, "messages": [], "output": "", "input_tokens": 1,
                                   "output_tokens": 1, "latency_s": 0.0} for i, s in ITEMS.items()])
     ledger.add_scores(run, [{"item_id": i, "metric": m, "scorer": "x", "value": v, "evidence": {}}
@@ -136,3 +136,33 @@ def test_policies_by_shipped_name(ledger):
     # the release policy needs the release scorers: a run scored for length and refusal alone is refused, with what it has
     missing = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "release"])
     assert missing.exit_code == 2 and "gates metric(s)" in missing.output and "fabricated_citation" in missing.output
+
+
+def test_an_adapter_trained_on_a_major_data_change_is_noted(ledger, tmp_path):
+    """The candidate's adapter learnt from d@2, which changed 10 of 15 pairs from d@1 (the baseline adapter's):
+    a note in the terminal output and the JSON, and the verdict unchanged."""
+    from conftest import pair, write_jsonl
+    from prefline.data.ingest import ingest
+
+    v1 = ingest(write_jsonl(tmp_path / "a.jsonl", [pair(i) for i in range(10)]), "d", ledger)
+    v2 = ingest(write_jsonl(tmp_path / "b.jsonl", [pair(i) for i in range(5, 15)]), "d", ledger)
+
+    def adapter(name, version):
+        return ledger.add_adapter(name=name, method="dpo", status="done", base_model="m", base_model_hash="m" * 64,
+                                  dataset_id=version.dataset_id, dataset_hash=version.content_hash, config={}, seed=0)
+
+    old, new, same = adapter("old", v1), adapter("new", v2), adapter("same", v2)
+    runs = {name: make_run(ledger, scores([10] * 6, [0] * 6), adapter_id=a) for name, a in (("old", old), ("new", new), ("same", same))}
+    note = ("candidate adapter new was trained on d@2, a major change from d@1: 67% of its pairs changed (major above 30%); "
+            "the baseline adapter old was trained on d@1")
+    assert compare_runs(ledger, runs["old"], runs["new"], POLICY).notes == [note]
+    assert compare_runs(ledger, runs["same"], runs["new"], POLICY).notes == []  # both learnt from d@2
+    base_model = make_run(ledger, scores([10] * 6, [0] * 6))
+    assert compare_runs(ledger, base_model, runs["new"], POLICY).notes == [note.split("; ")[0]]
+
+    runner, policy = CliRunner(), tmp_path / "p.yaml"
+    policy.write_text("rules:\n  - metric: length_tokens\n    max_ratio: 1.3\n")
+    shown = runner.invoke(app, ["gate", str(runs["old"]), str(runs["new"]), "--policy", str(policy)])
+    assert shown.exit_code == 0 and f"note: {note}" in " ".join(shown.output.split())
+    payload = json.loads(runner.invoke(app, ["gate", str(runs["old"]), str(runs["new"]), "--policy", str(policy), "--json"]).output)
+    assert payload["notes"] == [note] and payload["verdict"] == "pass"

@@ -745,6 +745,8 @@ def gate_cmd(
         _print_json(result.as_dict())
     else:
         console.print(gate_table(result))
+        for note in result.notes:
+            console.print(f"note: {note}", markup=False)
         console.print(verdict_line(result))
     raise typer.Exit(0 if result.verdict == "pass" else 1)
 

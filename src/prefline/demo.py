@@ -76,6 +76,8 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     step(f"5. gate (policy {policy.name})")
     result = compare_runs(ledger, baseline, candidate, policy)
     console.print(gate_table(result))
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
     console.print(verdict_line(result))
 
     step("6. preference layer")

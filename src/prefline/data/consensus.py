@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefline.data.schema import Signal, pair_id
+from prefline.data.schema import Signal
 from prefline.errors import PreflineError
 
 METHODS = ("majority", "dawid-skene", "none")
@@ -196,7 +196,7 @@ def pair_row(outcome: Outcome) -> dict[str, Any]:
             slices.setdefault(k, v)
     sources = sorted({s.source for s in signals if s.source})
     return {
-        "id": pair_id(first.prompt, chosen, rejected),
+        "id": first.pair_ids[label],
         "prompt": first.prompt, "chosen": chosen, "rejected": rejected,
         "slices": slices, "source": ",".join(sources), "weight": outcome.confidence,
         "confidence": outcome.confidence, "consensus": outcome.method,

@@ -6,23 +6,37 @@ invalid, a *duplicate* when it repeats an earlier record, and *excluded* when it
 yields no pair (a position-inconsistent judge verdict, ratings that tie, an event no rule uses,
 votes without a consensus...). Everything not accepted is written, with its line, kind,
 category and reason, to ``rejects.jsonl`` beside the dataset's ``pairs.parquet``; every
-signal goes to ``signals.parquet`` (the input of agreement statistics and the review queue).
+signal goes to ``signals.parquet`` (the input of agreement statistics and the review queue),
+except in a version of plain pairs, whose pairs are its signals.
 
 The pipeline: reader (file format) -> signal kind (records -> signals) -> de-duplication ->
 consensus (signals about one pair -> one label and a confidence, the pair's ``weight``) -> files.
-The version folder is written under a temporary name and renamed into place before the
-ledger row is added; any failure before that removes it, so an interrupted ingest leaves no
-dataset version behind.
+
+Without consensus (``none``, the default for plain pair files) and with a kind whose records
+stand alone, every signal is its own pair, so the file is streamed: records go through in chunks
+of ``WRITE_BATCH``, each chunk validated, hashed, checked for duplicates against every earlier
+record and written before the next is read (the checks of a large file's chunks run on worker
+processes). What stays in memory per record is a 16-byte digest of its signal. Combining signals
+(``majority``, ``dawid-skene``, and the ratings and events kinds) needs all the signals about a
+pair together, so those are assembled in memory first, then written the same way.
+
+The version is written in a temporary folder and renamed into place before the ledger row is
+added; any failure before that removes it, so an interrupted ingest leaves no dataset version behind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
-from collections import Counter
+import tempfile
+from array import array
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +45,13 @@ from prefline.data.schema import SCHEMA_VERSION, Signal, signal_from_row
 from prefline.data.signals import SIGNAL_KINDS, Fate, IngestRules, KindContext, load_rules
 from prefline.data.sources import DEFAULT_SIGNAL, RawRecord, reader_for
 from prefline.errors import PreflineError
-from prefline.hashing import content_hash, file_hash
+from prefline.hashing import file_hash
 from prefline.home import home_dir
 from prefline.ledger import Ledger
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-WRITE_BATCH = 1000  # rows per Parquet write
+WRITE_BATCH = 1000  # rows per Parquet write, and records per chunk of a streamed ingest
+PARALLEL_BYTES = 32 << 20  # a streamed file at least this large is answered by several processes
 
 
 @dataclass
@@ -58,7 +73,7 @@ class IngestResult:
     stats: dict[str, int] = field(default_factory=dict)       # the signal kind's own counts
     signal: str = "pairs"
     consensus: str = "none"
-    signals_path: str = ""
+    signals_path: str | None = None                            # None: plain pairs, whose pairs are their signals
     audit_path: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -165,16 +180,159 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
     return Assembly(n_read, rows, signals, fates, accepted, ctx.stats, ctx.audit)
 
 
+# --- streaming: one pair per signal ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """What a chunk of records needs to become signals and rows (sent once to each worker process)."""
+
+    kind: str
+    source: str
+    rules: IngestRules
+    method: str
+    keep_signals: bool = True  # build the rows of signals.parquet
+
+
+@dataclass
+class Answers:
+    """A chunk of records, validated and hashed, before de-duplication (which needs every earlier chunk).
+
+    ``outcomes`` has one ``(line, fate, digest)`` per record: a rejected record has a fate and no
+    digest; a valid one has the digest of its signal's identity, and a fate only when its signal
+    is excluded. ``signals`` has a row for each valid record (None when the job keeps no signals),
+    ``pairs`` one for each valid record without a fate, both in record order.
+    """
+
+    outcomes: list[tuple[int, Fate | None, bytes | None]]
+    pairs: Any     # pyarrow.Table
+    signals: Any   # pyarrow.Table or None
+    stats: Counter
+    audit: list[dict[str, Any]]
+
+
+def _digest(identity: tuple) -> bytes:
+    """16 bytes standing for a signal's identity: all that streamed de-duplication keeps per record."""
+    return hashlib.blake2b(repr(identity).encode("utf-8"), digest_size=16).digest()
+
+
+def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
+    """Each record of a chunk -> its one signal (with its pair row) or its fate; no state beyond the chunk."""
+    ctx = KindContext(source=job.source, rules=job.rules)
+    spec = SIGNAL_KINDS[job.kind]
+    outcomes, rows, signals = [], [], []
+    for record in records:
+        if record.error is not None:
+            outcomes.append((record.line, Fate(record.line, "rejected", "unreadable", record.error), None))
+            continue
+        (item,) = spec.read([record], ctx)  # a kind that answers record by record: exactly one item
+        if isinstance(item, Fate):
+            outcomes.append((record.line, item, None))
+            continue
+        signals.append(item)
+        outcome = None if item.excluded else consensus_mod.single(item.key, item)
+        fate = None
+        if outcome is not None and outcome.label is not None:
+            rows.append(consensus_mod.pair_row(outcome))
+        else:  # excluded by its kind (a position-inconsistent verdict), or a tie, which makes no pair
+            category, reason = (item.excluded["category"], item.excluded["reason"]) if item.excluded else (outcome.category, outcome.reason)
+            fate = Fate(record.line, "excluded", category, reason)
+        outcomes.append((record.line, fate, _digest(_identity(item, job.method))))
+    pairs, signal_rows = tables(rows, signals if job.keep_signals else None)
+    return Answers(outcomes, pairs, signal_rows, ctx.stats, ctx.audit)
+
+
+_JOB: StreamJob | None = None
+
+
+def _init_worker(job: StreamJob) -> None:
+    global _JOB
+    _JOB = job
+
+
+def _answer_in_worker(records: list[RawRecord]) -> Answers:
+    return answer_chunk(records, _JOB)
+
+
+def _chunks(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _answered(records: Iterable[RawRecord], job: StreamJob, workers: int) -> Iterator[tuple[list[RawRecord], Answers]]:
+    """(chunk, its answers) in file order, answered in this process or by ``workers`` processes.
+
+    Workers get the records without their raw text (only rejects need it, and the chunk keeps it
+    here); at most two chunks per worker are in flight, so the file is never read far ahead.
+    """
+    chunks = _chunks(records, WRITE_BATCH)
+    if workers <= 1:
+        yield from ((chunk, answer_chunk(chunk, job)) for chunk in chunks)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            bare = [RawRecord(r.line, "", r.row, r.error) for r in chunk]
+            pending.append((chunk, pool.apply_async(_answer_in_worker, (bare,))))
+            if len(pending) >= 2 * workers:
+                done, answers = pending.popleft()
+                yield done, answers.get()
+        while pending:
+            done, answers = pending.popleft()
+            yield done, answers.get()
+
+
+def stream(records: Iterable[RawRecord], job: StreamJob, out: "VersionWriter", ctx: KindContext, workers: int = 1) -> None:
+    """Store every record's signal as its own pair (no consensus), a chunk of WRITE_BATCH records at a time.
+
+    The same outcomes as :func:`assemble` with ``method`` ``none``, without holding the file:
+    a record's fate is known once its signal is, and a duplicate is found by the digest of its
+    signal's identity, kept (with the line it came from) for every signal stored.
+    """
+    import pyarrow as pa
+
+    first_line: dict[bytes, int] = {}
+    for chunk, answers in _answered(records, job, workers):
+        keep_signals, keep_pairs = [], []
+        for record, (line, fate, digest) in zip(chunk, answers.outcomes):
+            out.n_read += 1
+            if digest is None:
+                out.reject(fate, record.raw)
+                continue
+            repeated = digest in first_line
+            keep_signals.append(not repeated)
+            if fate is None:
+                keep_pairs.append(not repeated)
+            if repeated:
+                out.reject(Fate(line, "duplicate", "duplicate", f"duplicate of line {first_line[digest]}"), record.raw)
+                continue
+            first_line[digest] = line
+            if fate is not None:
+                out.reject(fate, record.raw)
+            else:
+                out.n_accepted += 1
+        kept = answers.signals.filter(pa.array(keep_signals, pa.bool_())) if answers.signals is not None else None
+        out.write(answers.pairs.filter(pa.array(keep_pairs, pa.bool_())), kept)
+        ctx.stats.update(answers.stats)
+        ctx.audit.extend(answers.audit)
+
+
 # --- ingest ------------------------------------------------------------------------------------
 
 
 def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, source: str | None = None,
-           signal: str | None = None, rules: str | Path | IngestRules | None = None, consensus: str | None = None) -> IngestResult:
+           signal: str | None = None, rules: str | Path | IngestRules | None = None, consensus: str | None = None,
+           workers: int | None = None) -> IngestResult:
     """Read, validate, combine and store ``path`` as the next version of ``name``.
 
     ``fmt``: the file format (default: from the extension); ``signal``: the signal kind (default:
     ``pairs``, or the one the format implies); ``rules``: an ingest rules file or object;
     ``consensus``: ``majority``, ``dawid-skene`` or ``none`` (default: ``none`` for pairs, else ``majority``).
+    ``workers``: processes that validate and hash a streamed file's records (default: one for a
+    file under PARALLEL_BYTES, else the CPUs available, at most 4; 1 runs in this process).
     """
     path = Path(path)
     check_name(name)
@@ -190,88 +348,161 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
     if method not in consensus_mod.METHODS:
         raise PreflineError(f"unknown consensus method {method!r}; known: {', '.join(consensus_mod.METHODS)}")
     ctx = KindContext(source=source or path.name, rules=rules)
-    built = assemble(read(path, rules.read_options()), kind, ctx, method)
-    reread = lambda: read(path, rules.read_options())  # noqa: E731  (raw text of records decided late)
-    return store(built, name, ledger, path, reread, kind=kind, method=method, rules=rules,
-                 meta={"format": fmt_name}, source_file=str(path.resolve()), source_hash=file_hash(path))
+    if workers is None:  # starting processes costs more than it saves on small files
+        workers = 1 if path.stat().st_size < PARALLEL_BYTES else min(4, len(os.sched_getaffinity(0)))
+    plain = kind == "pairs" and method == "none"  # each pair is its one signal: pairs.parquet holds it all
+    with VersionWriter(name, path, judge=kind == "judge", keep_signals=not plain) as out:
+        if method == "none" and SIGNAL_KINDS[kind].one_per_record:
+            stream(read(path, rules.read_options()), StreamJob(kind, ctx.source, rules, method, not plain), out, ctx, workers)
+        else:
+            out.add(assemble(read(path, rules.read_options()), kind, ctx, method), lambda: read(path, rules.read_options()))
+        return out.commit(ledger, ctx, kind=kind, method=method, rules=rules, meta={"format": fmt_name},
+                          source_file=str(path.resolve()), source_hash=file_hash(path))
 
 
-def _rejects(built: Assembly, reread) -> list[dict[str, Any]]:
+def _rejects(built: Assembly, reread) -> list[tuple[Fate, str | None]]:
+    """Every record not accepted, in line order, with its raw text."""
     missing = {line for line, fate in built.fates.items() if fate.raw is None}
     raws: dict[int, str] = {}
     if missing:
         for record in reread():  # a second streaming pass instead of keeping every record's text
             if record.line in missing:
                 raws[record.line] = record.raw
-    return [{"line": line, "kind": fate.kind, "category": fate.category, "reason": fate.reason,
-             "raw": fate.raw if fate.raw is not None else raws.get(line)}
-            for line, fate in sorted(built.fates.items())]
+    return [(fate, fate.raw if fate.raw is not None else raws.get(line)) for line, fate in sorted(built.fates.items())]
 
 
-def store(built: Assembly, name: str, ledger: Ledger, path: Path, reread, *, kind: str, method: str, rules: IngestRules,
-          meta: dict[str, Any], source_file: str, source_hash: str) -> IngestResult:
-    """Write an assembled dataset as the next version of ``name`` (atomically) and record it in the ledger."""
-    rejects = _rejects(built, reread)
-    counts = Counter(r["kind"] for r in rejects)
-    problems = [f"{path}:{r['line']}: {r['kind']}: {r['reason']}" for r in rejects]
-    if not built.rows:
-        detail = f"; first problem: {problems[0]}" if problems else ""
-        raise PreflineError(f"{path}: no valid preference pairs among {built.n_read} record(s){detail}")
-    excluded = dict(sorted(Counter(r["category"] for r in rejects if r["kind"] == "excluded").items()))
+class PairsDigest:
+    """A version's content hash, ``content_hash({"schema_version", "pairs": ids, "weights": weights})``,
+    fed as pairs are written: ids go straight into the hash (the canonical JSON lists them first),
+    weights wait in an array of doubles."""
 
-    version = ledger.next_dataset_version(name)
-    final = home_dir("datasets", name) / f"v{version}"
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    audit_path = final / "audit.jsonl" if kind == "judge" else None
-    try:
-        _write_parquet([consensus_mod.json_columns(row) for row in built.rows], tmp / "pairs.parquet", "pairs")
-        _write_parquet([_signal_columns(s) for s in built.signals], tmp / "signals.parquet", "signals")
-        _write_jsonl(rejects, tmp / "rejects.jsonl")
-        if audit_path is not None:
-            _write_jsonl(built.audit, tmp / "audit.jsonl")
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256(b'{"pairs":[')
+        self.weights = array("d")
+
+    def add(self, ids: list[str], weights: list[float]) -> None:
+        separator = "," if self.weights else ""
+        self.hash.update((separator + ",".join(json.dumps(i, ensure_ascii=False) for i in ids)).encode("utf-8"))
+        self.weights.extend(weights)
+
+    def hexdigest(self) -> str:
+        tail = f'],"schema_version":{SCHEMA_VERSION},"weights":[' + ",".join(map(json.dumps, self.weights)) + "]}"
+        self.hash.update(tail.encode("utf-8"))
+        return self.hash.hexdigest()
+
+
+class VersionWriter:
+    """A dataset version being written: pairs, signals and rejects go to their files a batch at a time,
+    in a temporary folder beside the versions. :meth:`commit` renames it to ``vN`` and adds the ledger
+    row; leaving the ``with`` block without committing (an error, an interrupt) removes it.
+
+    Without ``keep_signals`` (plain pairs, no consensus) there is no signals.parquet: each pair is
+    its one signal, and :func:`load_signals` reads it back from pairs.parquet.
+    """
+
+    def __init__(self, name: str, path: Path, judge: bool = False, keep_signals: bool = True) -> None:
+        self.name, self.path, self.judge, self.keep_signals = name, path, judge, keep_signals
+        self.n_read = self.n_accepted = self.n_pairs = 0
+        self.counts: Counter = Counter()      # rejected / duplicate / excluded
+        self.excluded: Counter = Counter()    # exclusion category -> records
+        self.problems: list[str] = []
+        self.slices: dict[str, dict[str, int]] = {}
+        self.digest = PairsDigest()
+        self.committed = False
+
+    def __enter__(self) -> "VersionWriter":
+        import pyarrow.parquet as pq
+
+        self.folder = Path(tempfile.mkdtemp(prefix=".ingest-", suffix=".partial", dir=home_dir("datasets", self.name)))
+        pairs, signals = _schemas()
+        self.pairs_file = pq.ParquetWriter(self.folder / "pairs.parquet", pairs)
+        self.signals_file = pq.ParquetWriter(self.folder / "signals.parquet", signals) if self.keep_signals else None
+        self.rejects_file = open(self.folder / "rejects.jsonl", "w", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._close()
+        if not self.committed:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _close(self) -> None:
+        for handle in (self.pairs_file, self.signals_file, self.rejects_file):
+            if handle is not None:
+                handle.close()
+
+    def write(self, pairs, signals=None) -> None:
+        """A batch of pair rows and one of signals (``pyarrow`` tables made by :func:`tables`; no signals without ``keep_signals``)."""
+        import pyarrow.compute as pc
+
+        if pairs.num_rows:
+            self.pairs_file.write_table(pairs)
+            self.digest.add(pairs.column("id").to_pylist(), pairs.column("weight").to_pylist())
+            for item in pc.value_counts(pairs.column("slices")).to_pylist():  # a few distinct tag sets
+                for key, value in json.loads(item["values"]).items():
+                    per_key = self.slices.setdefault(key, {})
+                    per_key[value] = per_key.get(value, 0) + item["counts"]
+            self.n_pairs += pairs.num_rows
+        if self.keep_signals and signals is not None and signals.num_rows:
+            self.signals_file.write_table(signals)
+
+    def reject(self, fate: Fate, raw: str | None) -> None:
+        """A record not accepted: to rejects.jsonl (in line order), counted, and named in ``problems``."""
+        self.rejects_file.write(json.dumps({"line": fate.line, "kind": fate.kind, "category": fate.category, "reason": fate.reason,
+                                            "raw": raw}, ensure_ascii=False) + "\n")
+        self.counts[fate.kind] += 1
+        if fate.kind == "excluded":
+            self.excluded[fate.category] += 1
+        self.problems.append(f"{self.path}:{fate.line}: {fate.kind}: {fate.reason}")
+
+    def add(self, built: Assembly, reread) -> None:
+        """An assembled dataset (combined signals): its pairs, signals and every record not accepted."""
+        for start in range(0, max(len(built.rows), len(built.signals)), WRITE_BATCH):
+            self.write(*tables(built.rows[start:start + WRITE_BATCH], built.signals[start:start + WRITE_BATCH]))
+        for fate, raw in _rejects(built, reread):
+            self.reject(fate, raw)
+        self.n_read, self.n_accepted = built.n_read, len(built.accepted)
+
+    def commit(self, ledger: Ledger, ctx: KindContext, *, kind: str, method: str, rules: IngestRules,
+               meta: dict[str, Any], source_file: str, source_hash: str) -> IngestResult:
+        """Close the files, rename the folder to the next version and record it in the ledger."""
+        if not self.n_pairs:
+            detail = f"; first problem: {self.problems[0]}" if self.problems else ""
+            raise PreflineError(f"{self.path}: no valid preference pairs among {self.n_read} record(s){detail}")
+        if self.judge:
+            _write_jsonl(ctx.audit, self.folder / "audit.jsonl")
+        self._close()
+        version = ledger.next_dataset_version(self.name)
+        final = self.folder.with_name(f"v{version}")
         if final.exists():  # left by a crash between rename and ledger insert
             shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-    digest = content_hash({"schema_version": SCHEMA_VERSION, "pairs": [r["id"] for r in built.rows], "weights": [r["weight"] for r in built.rows]})
-    stats = dict(sorted(built.stats.items()))
-    try:
-        dataset_id = ledger.add_dataset(
-            name=name, version=version, content_hash=digest,
-            path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
-            source_file=source_file, source_hash=source_hash,
-            n_read=built.n_read, n_accepted=len(built.accepted), n_rejected=counts["rejected"],
-            n_duplicates=counts["duplicate"], n_excluded=counts["excluded"], n_pairs=len(built.rows),
-            meta={"schema_version": SCHEMA_VERSION, **meta, "signal": kind, "consensus": method,
-                  "slices": _slice_counts(built.rows), "excluded": excluded, "stats": stats,
-                  "rules": rules.model_dump(mode="json"), "signals_path": str(final / "signals.parquet"),
-                  "audit_path": str(audit_path) if audit_path else None},
+        self.folder.rename(final)
+        self.committed = True
+        audit_path = str(final / "audit.jsonl") if self.judge else None
+        signals_path = str(final / "signals.parquet") if self.keep_signals else None
+        excluded = dict(sorted(self.excluded.items()))
+        stats = dict(sorted(ctx.stats.items()))
+        digest = self.digest.hexdigest()
+        counts = {"n_read": self.n_read, "n_accepted": self.n_accepted, "n_rejected": self.counts["rejected"],
+                  "n_duplicates": self.counts["duplicate"], "n_excluded": self.counts["excluded"], "n_pairs": self.n_pairs}
+        try:
+            dataset_id = ledger.add_dataset(
+                name=self.name, version=version, content_hash=digest,
+                path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
+                source_file=source_file, source_hash=source_hash, **counts,
+                meta={"schema_version": SCHEMA_VERSION, **meta, "signal": kind, "consensus": method,
+                      "slices": self.slices, "excluded": excluded, "stats": stats,
+                      "rules": rules.model_dump(mode="json"), "signals_path": signals_path,
+                      "audit_path": audit_path},
+            )
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+        return IngestResult(
+            dataset_id=dataset_id, name=self.name, version=version, content_hash=digest,
+            path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"), problems=self.problems,
+            excluded=excluded, stats=stats, signal=kind, consensus=method,
+            signals_path=signals_path, audit_path=audit_path, **counts,
         )
-    except Exception:
-        shutil.rmtree(final, ignore_errors=True)
-        raise
-    return IngestResult(
-        dataset_id=dataset_id, name=name, version=version, content_hash=digest,
-        path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
-        n_read=built.n_read, n_accepted=len(built.accepted), n_rejected=counts["rejected"],
-        n_duplicates=counts["duplicate"], problems=problems, n_excluded=counts["excluded"], n_pairs=len(built.rows),
-        excluded=excluded, stats=stats, signal=kind, consensus=method,
-        signals_path=str(final / "signals.parquet"), audit_path=str(audit_path) if audit_path else None,
-    )
-
-
-def _slice_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = {}
-    for row in rows:
-        for key, value in row["slices"].items():
-            counts.setdefault(key, {}).setdefault(value, 0)
-            counts[key][value] += 1
-    return counts
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -287,27 +518,55 @@ def _schemas():
                        ("n_signals", pa.int64()), ("axes", pa.string()), ("signals", pa.string()), ("key", pa.string())])
     signals = pa.schema([("key", pa.string()), ("label", pa.string()), ("kind", pa.string()), ("rule", pa.string()),
                          ("source", pa.string()), ("annotator", pa.string()), ("confidence", pa.float64()),
-                         ("excluded", pa.string()), ("signal", pa.string())])
+                         ("excluded", pa.string()), ("signal", pa.string()), ("prompt", messages), ("a", messages), ("b", messages)])
     return pairs, signals
 
 
+MESSAGE_COLUMNS = ("prompt", "chosen", "rejected", "a", "b")
+_SIGNAL_TEXTS = ("prompt", "a", "b")  # a signal's messages: columns of signals.parquet, not part of its JSON text
+
+
+def _messages_column(values: list[list[dict[str, str]]]):
+    """Message lists as an Arrow list-of-struct column, built from flat role and content arrays
+    (converting the dicts one by one costs ten times as much)."""
+    import pyarrow as pa
+
+    roles, contents, offsets = [], [], [0]
+    for messages in values:
+        for message in messages:
+            roles.append(message["role"])
+            contents.append(message["content"])
+        offsets.append(len(roles))
+    items = pa.StructArray.from_arrays([pa.array(roles, pa.string()), pa.array(contents, pa.string())], names=["role", "content"])
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items)
+
+
+def tables(rows: list[dict[str, Any]], signals: list[Signal] | None):
+    """Pair rows (as ``consensus.pair_row`` makes them) and signals -> the Arrow tables of
+    ``pairs.parquet`` and ``signals.parquet`` (None without signals)."""
+    pairs_schema, signals_schema = _schemas()
+    return (_table([consensus_mod.json_columns(row) for row in rows], pairs_schema),
+            _table([_signal_columns(s) for s in signals], signals_schema) if signals is not None else None)
+
+
+def _table(rows: list[dict[str, Any]], schema):
+    import pyarrow as pa
+
+    columns = {}
+    for column in schema:
+        values = [row[column.name] for row in rows]
+        columns[column.name] = _messages_column(values) if column.name in MESSAGE_COLUMNS else pa.array(values, column.type)
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
 def _signal_columns(signal: Signal) -> dict[str, Any]:
-    """A signal's searchable fields as columns, and all of it as JSON text (``signal``)."""
+    """A signal's searchable fields and its messages as columns, and the rest of it as JSON text (``signal``)."""
+    fields = signal.to_row()
+    rest = {name: value for name, value in fields.items() if name not in _SIGNAL_TEXTS}
     return {"key": signal.key, "label": signal.label, "kind": signal.kind, "rule": signal.rule, "source": signal.source,
             "annotator": signal.annotator, "confidence": signal.confidence,
             "excluded": signal.excluded["category"] if signal.excluded else None,
-            "signal": json.dumps(signal.to_row(), ensure_ascii=False, sort_keys=True)}
-
-
-def _write_parquet(rows: list[dict[str, Any]], path: Path, which: str) -> None:
-    """Rows in batches of WRITE_BATCH, under a fixed schema (so every batch agrees on the types)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = dict(zip(("pairs", "signals"), _schemas()))[which]
-    with pq.ParquetWriter(path, schema) as writer:
-        for start in range(0, max(len(rows), 1), WRITE_BATCH):
-            writer.write_table(pa.Table.from_pylist(rows[start:start + WRITE_BATCH], schema=schema))
+            "signal": json.dumps(rest, ensure_ascii=False, sort_keys=True), **{name: fields[name] for name in _SIGNAL_TEXTS}}
 
 
 def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
@@ -327,11 +586,38 @@ def load_pairs(dataset: dict[str, Any]):
 
 
 def load_signals(dataset: dict[str, Any]) -> list[Signal]:
-    """Every signal a dataset version was built from (``signals.parquet`` beside its pairs)."""
+    """Every signal a dataset version was built from (``signals.parquet`` beside its pairs).
+
+    Its messages are in the ``prompt``, ``a`` and ``b`` columns, or, in versions written before
+    those columns existed, in the ``signal`` JSON text with the rest. A version of plain pairs
+    has no such file: its signals are its pairs.
+    """
     import pyarrow.parquet as pq
 
     path = Path(dataset["path"]).with_name("signals.parquet")
+    meta = dataset.get("meta") or {}
+    if "signals_path" in meta and meta["signals_path"] is None:  # written without one: plain pairs
+        return _signals_of_plain_pairs(Path(dataset["path"]))
     if not path.is_file():
         raise PreflineError(f"dataset {dataset['name']}@{dataset['version']} has no signals file ({path}); "
                             "it was ingested before signals were stored: ingest its file again")
-    return [signal_from_row(json.loads(text)) for text in pq.read_table(path, columns=["signal"]).column("signal").to_pylist()]
+    table = pq.read_table(path)
+    texts = [table.column(name).to_pylist() for name in _SIGNAL_TEXTS if name in table.column_names]
+    rows = [json.loads(text) for text in table.column("signal").to_pylist()]
+    if texts:
+        rows = [{**row, **dict(zip(_SIGNAL_TEXTS, messages))} for row, *messages in zip(rows, *texts)]
+    return [signal_from_row(row) for row in rows]
+
+
+def _signals_of_plain_pairs(path: Path) -> list[Signal]:
+    """The signals of a plain-pair version: one per pair, made again from its row (``signals`` holds its fields)."""
+    import pyarrow.parquet as pq
+
+    signals = []
+    for row in pq.read_table(path, columns=["prompt", "chosen", "rejected", "slices", "signals"]).to_pylist():
+        (given,) = json.loads(row["signals"])
+        signals.append(Signal(prompt=row["prompt"], a=row["chosen"], b=row["rejected"], label="a", kind=given["kind"],
+                              rule=given["rule"], source=given["source"], annotator=given["annotator"],
+                              rationale=given["rationale"], confidence=given["confidence"], slices=json.loads(row["slices"]),
+                              lines=given["lines"]))
+    return signals

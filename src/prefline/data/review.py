@@ -114,7 +114,7 @@ def export_review(dataset_ref: str, out: str | Path, ledger: Ledger, min_disagre
 # --- decisions back in -----------------------------------------------------------------------
 
 
-@signal_kind("review", unused_reason="no decision in this review row")
+@signal_kind("review", unused_reason="no decision in this review row", one_per_record=True)
 def read_review(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     """Review rows with a ``decision`` -> ``review`` signals; rows without one are excluded (not yet reviewed)."""
 
@@ -149,7 +149,7 @@ def _base_ref(path: Path, read, options) -> str | None:
 
 def import_review(path: str | Path, into: str, ledger: Ledger, base: str | None = None):
     """Decisions in a review file + the base version's signals -> a new version of ``into``."""
-    from prefline.data.ingest import assemble, check_name, load_signals, store
+    from prefline.data.ingest import VersionWriter, assemble, check_name, load_signals
     from prefline.data.signals import IngestRules
 
     path = Path(path)
@@ -164,6 +164,8 @@ def import_review(path: str | Path, into: str, ledger: Ledger, base: str | None 
     method = _method(dataset)
     ctx = KindContext(source=f"review:{path.name}", rules=rules)
     built = assemble(read(path, rules.read_options()), "review", ctx, method, carried=carried)
-    return store(built, into, ledger, path, lambda: read(path, rules.read_options()), kind="review", method=method, rules=rules,
-                 meta={"format": path.suffix.lstrip("."), "base": f"{dataset['name']}@{dataset['version']}", "base_id": dataset["id"]},
-                 source_file=str(path.resolve()), source_hash=file_hash(path))
+    with VersionWriter(into, path) as out:
+        out.add(built, lambda: read(path, rules.read_options()))
+        return out.commit(ledger, ctx, kind="review", method=method, rules=rules,
+                          meta={"format": path.suffix.lstrip("."), "base": f"{dataset['name']}@{dataset['version']}", "base_id": dataset["id"]},
+                          source_file=str(path.resolve()), source_hash=file_hash(path))

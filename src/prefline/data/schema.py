@@ -22,11 +22,12 @@ consensus stage turns each key's signals into at most one Pair.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from prefline.hashing import content_hash
+from prefline.hashing import canonical_json, content_hash
 
 SCHEMA_VERSION = 1
 ROLES = ("system", "user", "assistant", "tool")
@@ -60,6 +61,10 @@ def pair_id(prompt: list[dict], chosen: list[dict], rejected: list[dict]) -> str
     return content_hash({"prompt": prompt, "chosen": chosen, "rejected": rejected})
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class Signal:
     """One piece of evidence about which of two responses to a prompt is better.
@@ -67,6 +72,8 @@ class Signal:
     ``label`` is ``"a"``, ``"b"`` or ``"tie"``. On creation the two responses are put in a
     fixed order (by content hash) and the label and per-axis choices flipped to match, so
     "A better than B" and "B worse than A" become the same signal with the same ``key``.
+    ``pair_ids`` (not a field) holds the :func:`pair_id` of the pair it makes when ``a`` or
+    when ``b`` is chosen, hashed from the canonical JSON made for the key rather than made again.
     """
 
     prompt: list[dict[str, str]]
@@ -92,16 +99,27 @@ class Signal:
             raise RowError(f"a choice must be one of {', '.join(LABELS)}, got {self.label!r}")
         if self.a == self.b:
             raise RowError("the two responses are identical: the pair teaches nothing")
-        ha, hb = content_hash(self.a), content_hash(self.b)
+        ja, jb = canonical_json(self.a), canonical_json(self.b)
+        ha, hb = _sha256(ja), _sha256(jb)
         if hb < ha:
-            self.a, self.b, ha, hb = self.b, self.a, hb, ha
+            self.a, self.b, ja, jb, ha, hb = self.b, self.a, jb, ja, hb, ha
             self.label = _FLIP[self.label]
             self.axes = {axis: _FLIP[choice] for axis, choice in self.axes.items()}
             self.votes = [{**vote, "label": _FLIP[vote["label"]]} for vote in self.votes]
-        self.key = content_hash({"prompt": self.prompt, "responses": [ha, hb]})
+        jp = canonical_json(self.prompt)
+        # content_hash({"prompt": ..., "responses": [ha, hb]}) and pair_id(prompt, chosen, rejected):
+        # the canonical JSON of those dicts, put together from the pieces (keys in sorted order)
+        self.key = _sha256(f'{{"prompt":{jp},"responses":["{ha}","{hb}"]}}')
+        self.pair_ids = {"a": _sha256(f'{{"chosen":{ja},"prompt":{jp},"rejected":{jb}}}'),
+                         "b": _sha256(f'{{"chosen":{jb},"prompt":{jp},"rejected":{ja}}}')}
 
     def to_row(self) -> dict[str, Any]:
-        return asdict(self)
+        """The signal's fields as a dict, sharing its lists and dicts (a deep copy would cost more than the
+        JSON text it is written as)."""
+        return {name: getattr(self, name) for name in _SIGNAL_FIELDS}
+
+
+_SIGNAL_FIELDS = tuple(f.name for f in fields(Signal))
 
 
 def signal_from_row(row: dict[str, Any]) -> Signal:
@@ -259,6 +277,15 @@ def pair_from_row(row: Any, default_source: str = "", slice_vocabulary: dict[str
     explicit ``prompt`` or with an implicit one (``chosen`` and ``rejected`` are whole conversations
     sharing an opening, which becomes the prompt), and HH-RLHF transcripts.
     """
+    return Pair(*pair_fields(row, default_source, slice_vocabulary))
+
+
+def pair_fields(row: Any, default_source: str = "",
+                slice_vocabulary: dict[str, list[str]] | None = None) -> tuple[list, list, list, dict[str, str], str, float]:
+    """A row validated as :func:`pair_from_row` does: (prompt, chosen, rejected, slices, source, weight).
+
+    Without the pair's id, whose hash of the whole pair ingest computes once, when it stores the pair.
+    """
     if not isinstance(row, dict):
         raise RowError(f"a row must be a JSON object, got {type(row).__name__}")
     missing = [name for name in ("chosen", "rejected") if name not in row]
@@ -282,4 +309,4 @@ def pair_from_row(row: Any, default_source: str = "", slice_vocabulary: dict[str
     if not isinstance(source, str):
         raise RowError(f"'source' must be a string, got {type(source).__name__}")
     weight = unit_weight(row.get("weight", 1.0))
-    return Pair(prompt=prompt, chosen=chosen, rejected=rejected, slices=slices, source=source, weight=weight)
+    return prompt, chosen, rejected, slices, source, weight

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefline.data.schema import (
-    RowError, Signal, check_slices, optional_text, pair_from_row, prompt_messages, reply_messages, unit_weight,
+    RowError, Signal, check_slices, optional_text, pair_fields, prompt_messages, reply_messages, unit_weight,
 )
 from prefline.data.sources import DEFAULT_MAX_ROW_BYTES, RawRecord, ReadOptions
 
@@ -172,16 +172,19 @@ class SignalKind:
     name: str
     read: Callable[[Iterable[RawRecord], KindContext], Iterator[Signal | Fate]]
     unused_reason: str = "the record produced no signal"
+    # Each record yields exactly one signal or one Fate, at once: without consensus, ingest can
+    # store it before reading the next record (it streams the file).
+    one_per_record: bool = False
 
 
 SIGNAL_KINDS: dict[str, SignalKind] = {}
 
 
-def signal_kind(name: str, unused_reason: str = "the record produced no signal"):
+def signal_kind(name: str, unused_reason: str = "the record produced no signal", one_per_record: bool = False):
     def register(fn):
         if name in SIGNAL_KINDS:
             raise ValueError(f"signal kind {name!r} is already registered")
-        SIGNAL_KINDS[name] = SignalKind(name, fn, unused_reason)
+        SIGNAL_KINDS[name] = SignalKind(name, fn, unused_reason, one_per_record)
         return fn
 
     return register
@@ -225,14 +228,14 @@ def two_responses(row: dict[str, Any], required: tuple[str, ...]) -> tuple[list,
 # --- pairs: a file of chosen/rejected rows (the default) ----------------------------------------
 
 
-@signal_kind("pairs")
+@signal_kind("pairs", one_per_record=True)
 def read_pairs(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     """Rows that already say which response is better: each is one signal for its chosen response."""
 
     def parse(row: Any, ctx: KindContext, line: int) -> Signal:
-        pair = pair_from_row(row, ctx.source, ctx.rules.slices)
-        return Signal(prompt=pair.prompt, a=pair.chosen, b=pair.rejected, label="a", kind="pairs", rule="given",
-                      source=pair.source, confidence=pair.weight, slices=pair.slices, lines=[line],
+        prompt, chosen, rejected, slices, source, weight = pair_fields(row, ctx.source, ctx.rules.slices)
+        return Signal(prompt=prompt, a=chosen, b=rejected, label="a", kind="pairs", rule="given",
+                      source=source, confidence=weight, slices=slices, lines=[line],
                       annotator=optional_text(row, "annotator"), rationale=optional_text(row, "rationale"))
 
     yield from per_record(records, ctx, parse)
@@ -241,7 +244,7 @@ def read_pairs(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signa
 # --- pairwise human choices ------------------------------------------------------------------
 
 
-@signal_kind("pairwise")
+@signal_kind("pairwise", one_per_record=True)
 def read_pairwise(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     """A person's A/B choice (or tie), with annotator, rationale and optional per-axis choices.
 
@@ -252,8 +255,8 @@ def read_pairwise(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Si
     def parse(row: Any, ctx: KindContext, line: int) -> Signal:
         row = _object(row)
         if "response_a" not in row and "response_b" not in row and ("chosen" in row or "rejected" in row):
-            pair = pair_from_row(row, ctx.source, ctx.rules.slices)
-            prompt, a, b, label = pair.prompt, pair.chosen, pair.rejected, "a"
+            prompt, a, b, *_ = pair_fields(row, ctx.source, ctx.rules.slices)
+            label = "a"
         else:
             prompt, a, b = two_responses(row, ("prompt", "response_a", "response_b", "choice"))
             label = choice(row["choice"], "choice")
@@ -282,7 +285,7 @@ def _audited(key: str, judge: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-@signal_kind("judge")
+@signal_kind("judge", one_per_record=True)
 def read_judge(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     """A judge model's verdicts on one pair, asked in both orders.
 

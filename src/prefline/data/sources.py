@@ -99,9 +99,23 @@ def read_jsonl(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[Raw
             if not text.strip():
                 continue
             try:
-                yield RawRecord(number, text.rstrip("\n"), row=json.loads(text))
+                row = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield RawRecord(number, text.rstrip("\n"), error=f"not valid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            problem = _lone_surrogate(text, row)
+            yield RawRecord(number, text.rstrip("\n"), error=problem) if problem else RawRecord(number, text.rstrip("\n"), row=row)
+
+
+def _lone_surrogate(text: str, row: Any) -> str | None:
+    """JSON may escape half of a UTF-16 surrogate pair (``"\\ud800"``): valid JSON, but no text."""
+    if "\\ud" not in text.lower():  # only an escape can produce one: skip the check for almost every row
+        return None
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid text: a lone surrogate escape (\\u{ord(exc.object[exc.start]):04x}) that no character matches"
+    return None
 
 
 # --- CSV -----------------------------------------------------------------------------------

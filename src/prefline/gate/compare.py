@@ -4,7 +4,9 @@ Both runs must come from the same suite hash: then every item is paired and each
 change is measured on the same prompts. For every rule and every slice (``overall``
 and each value of the policy's slice keys) the comparison records the paired means,
 the change with a bootstrap interval, the ratio, and whether the rule's threshold holds.
-The verdict is ``pass`` when no gated check fails.
+The verdict is ``pass`` when no gated check fails. Notes (``notes``) add what the checks cannot
+see and leave the verdict alone: that the candidate's adapter learnt from a dataset version
+marked as a major change.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class GateResult:
     verdict: str
     checks: list[Check] = field(default_factory=list)
     decision_id: int | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Check]:
@@ -112,13 +115,51 @@ def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str
                 ratio=cand_mean / base_mean if base_mean else None, status=status, reason=reason,
             ))
     verdict = "fail" if any(c.status == "fail" for c in checks) else "pass"
-    result = GateResult(baseline_run=base_run["id"], candidate_run=cand_run["id"], policy=policy.name, verdict=verdict, checks=checks)
+    result = GateResult(baseline_run=base_run["id"], candidate_run=cand_run["id"], policy=policy.name, verdict=verdict, checks=checks,
+                        notes=data_notes(ledger, base_run, cand_run))
     if record:
         result.decision_id = ledger.add_gate_decision(
             baseline_run_id=base_run["id"], candidate_run_id=cand_run["id"], policy=policy.model_dump(),
             verdict=verdict, results=result.as_dict()["checks"],
         )
     return result
+
+
+def data_notes(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any]) -> list[str]:
+    """A note when the candidate's adapter was trained on a dataset version marked as a major change.
+
+    A version is a major change when more than the major-change share of its pairs differ from
+    its primary parent (its previous version, or the source it was derived from). The suite's
+    slices can pass while the data the model learnt from moved that much, so the gate says so.
+    No note when both adapters learnt from the same version.
+    """
+    from prefline.data.diff import lineage, parents
+
+    cand = _adapter_and_dataset(ledger, cand_run)
+    if cand is None:
+        return []
+    base = _adapter_and_dataset(ledger, base_run)
+    adapter, dataset = cand
+    if base is not None and base[1]["id"] == dataset["id"]:
+        return []
+    lineage(ledger, dataset)  # an ingested version's link to its previous one is recorded the first time it is asked for
+    primary = next((p for p in parents(ledger, dataset["id"]) if p["is_primary"]), None)
+    if primary is None or not primary["major_change"]:
+        return []
+    note = (f"candidate adapter {adapter['name']} was trained on {dataset['name']}@{dataset['version']}, a major change from "
+            f"{primary['parent_name']}@{primary['parent_version']}: {primary['changed_share']:.0%} of its pairs changed "
+            f"(major above {(primary['diff'] or {}).get('major_share', 0):.0%})")
+    if base is not None:
+        note += f"; the baseline adapter {base[0]['name']} was trained on {base[1]['name']}@{base[1]['version']}"
+    return [note]
+
+
+def _adapter_and_dataset(ledger: Ledger, run: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The adapter a run evaluated and the dataset version it was trained on; None for a base-model run."""
+    if run.get("adapter_id") is None:
+        return None
+    adapter = ledger.get_adapter(str(run["adapter_id"]), finished=False)
+    return adapter, ledger.get_dataset(str(adapter["dataset_id"]))
 
 
 def _in_slice(tags: dict[str, str], slice_name: str) -> bool:
