@@ -11,6 +11,7 @@ import inspect
 import json
 import math
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -290,3 +291,36 @@ def test_gradient_checkpointing_follows_the_model_size(tmp_path):
             f.truncate(size)  # sparse: the size is what counts, no disk is used
     assert not needs_checkpointing(small) and needs_checkpointing(large)
     assert TrainConfig().gradient_checkpointing is None  # unset: decided per model when training starts
+
+
+def test_full_finetune_trains_every_weight_and_evaluates(ledger, dataset, tiny_model_dir, tmp_path):
+    """finetune: full gives a full model folder that eval, pair accuracy and export use in place of base + adapter."""
+    from prefline.config import DecodingConfig
+    from prefline.evals.preference_eval import pair_accuracy_eval
+    from prefline.evals.run import run_eval
+    from prefline.evals.suite import load_suite
+    from prefline.train.export import export_adapter
+
+    config = FAST.model_copy(update={"finetune": "full", "learning_rate": 1e-3})
+    adapter = train("dpo", "tiny", "full-1", config, ledger, model_spec=str(tiny_model_dir), show_progress=False)
+    folder = Path(adapter["path"])
+    assert adapter["status"] == "done" and adapter["config"]["finetune"] == "full"
+    assert (folder / "config.json").is_file() and not (folder / "adapter_config.json").exists()
+    steps = ledger.train_steps(adapter["id"])
+    assert steps[0]["metrics"]["loss"] == pytest.approx(math.log(2), abs=1e-3)  # policy == its frozen reference copy at first
+
+    base, tuned = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(folder / "model.safetensors"))
+    moved = [k for k in base if k in tuned and not torch.equal(base[k], tuned[k].to(base[k].dtype))]
+    assert len(moved) > len(base) // 2  # not only a few adapter matrices: the weights themselves trained
+
+    decoding = DecodingConfig(max_new_tokens=4, batch_size=16)
+    suite = load_suite("smoke")
+    base_run = run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=decoding, show_progress=False)
+    tuned_run = run_eval(suite, ledger, adapter="full-1", decoding=decoding, show_progress=False)
+    assert [g["output"] for g in ledger.generations(base_run)] != [g["output"] for g in ledger.generations(tuned_run)]
+    accuracy = pair_accuracy_eval(ledger, "tiny", "full-1")
+    assert accuracy["slices"]["overall"]["n"] == 8
+    assert (export_adapter(ledger, "full-1", tmp_path / "out", merge=True) / "config.json").is_file()
+
+    with pytest.raises(PreflineError, match="finetune: full is for the generative methods"):
+        train("reward", "tiny", "full-rm", config, ledger, model_spec=str(tiny_model_dir), show_progress=False)

@@ -49,6 +49,11 @@ class TrainConfig(_Strict):
     batch_size: int = Field(4, ge=1, description="Rows per device per step: pairs, or for kto labelled responses (two per pair).")
     grad_accum: int = Field(1, ge=1, description="Steps whose gradients are summed before one optimizer update.")
     max_length: int = Field(512, ge=16, description="Tokens kept per prompt + response; longer pairs are truncated.")
+    finetune: Literal["lora", "full"] = Field("lora", description=(
+        "lora (default): a LoRA adapter on the frozen base; methods with a reference model use the base with the "
+        "adapter disabled, so no second copy is held. full: every weight trains and the result is a full model "
+        "folder; methods with a reference model then hold a frozen copy of the base (or precompute its log-probs), "
+        "and a learning rate about 10x lower than LoRA's is the usual start. Not for `reward`."))
     lora_r: int = Field(8, ge=1, description="LoRA rank; must be at least 1.")
     lora_alpha: int = Field(16, ge=1, description="LoRA scale numerator (effective scale alpha / r).")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA path.")

@@ -87,18 +87,22 @@ def sequence_logprobs(model, tokenizer, sequences: list[Tokenized], batch_size: 
     return totals
 
 
-def pair_accuracy(model, tokenizer, pairs: list[dict[str, Any]], batch_size: int = 8) -> list[dict[str, Any]]:
+def pair_accuracy(model, tokenizer, pairs: list[dict[str, Any]], batch_size: int = 8, reference_model=None) -> list[dict[str, Any]]:  # noqa: ANN001
     """Per pair: implicit rewards of chosen and rejected under a PEFT model, and whether chosen wins.
 
-    ``model`` is a PEFT model; the reference is the same model with the adapter disabled.
+    ``model`` is a PEFT model whose reference is the same model with the adapter disabled, or,
+    with ``reference_model`` (a fully fine-tuned policy's base), any causal LM.
     Each pair dict has ``prompt``, ``chosen``, ``rejected`` (message lists), ``id`` and ``slices``.
     """
     chosen = [tokenize_response(tokenizer, p["prompt"], p["chosen"]) for p in pairs]
     rejected = [tokenize_response(tokenizer, p["prompt"], p["rejected"]) for p in pairs]
     sequences = chosen + rejected
     policy = sequence_logprobs(model, tokenizer, sequences, batch_size)
-    with model.disable_adapter():
-        reference = sequence_logprobs(model, tokenizer, sequences, batch_size)
+    if reference_model is not None:
+        reference = sequence_logprobs(reference_model, tokenizer, sequences, batch_size)
+    else:
+        with model.disable_adapter():
+            reference = sequence_logprobs(model, tokenizer, sequences, batch_size)
     n = len(pairs)
     results = []
     for i, p in enumerate(pairs):

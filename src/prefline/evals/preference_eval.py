@@ -42,14 +42,19 @@ def pair_accuracy_eval(ledger: Ledger, dataset_ref: str, adapter_ref: str, batch
 
         results, kind = reward_model_accuracy(RewardModelJudge(adapter, batch_size=batch_size), pairs), "reward_accuracy"
     else:
-        from peft import PeftModel
+        from prefline.models import ModelRef, load_model, load_tokenizer, resolve_model
+        from prefline.provenance import adapter_path, is_full_model
 
-        from prefline.models import load_model, load_tokenizer, resolve_model
-        from prefline.train.run import adapter_path
+        ref, folder = resolve_model(adapter["base_model"]), adapter_path(adapter)
+        tokenizer = load_tokenizer(ref, padding_side="right")
+        if is_full_model(folder):  # finetune: full: the reference is the base, loaded beside it
+            policy = load_model(ModelRef(spec=str(folder), path=str(folder), hash=""))
+            results = pair_accuracy(policy, tokenizer, pairs, batch_size, reference_model=load_model(ref))
+        else:
+            from peft import PeftModel
 
-        ref = resolve_model(adapter["base_model"])
-        model = PeftModel.from_pretrained(load_model(ref), str(adapter_path(adapter))).eval()
-        results, kind = pair_accuracy(model, load_tokenizer(ref, padding_side="right"), pairs, batch_size), "pair_accuracy"
+            results = pair_accuracy(PeftModel.from_pretrained(load_model(ref), str(folder)).eval(), tokenizer, pairs, batch_size)
+        kind = "pair_accuracy"
     summary = {"slices": accuracy_by_slice(results), "warning": warning,
                "dataset": f"{dataset['name']}@{dataset['version']}", "adapter": adapter["name"], "method": adapter["method"]}
     eval_id = ledger.add_preference_eval(kind=kind, dataset_id=dataset["id"], adapter_id=adapter["id"],

@@ -53,7 +53,7 @@ def run_eval(
     With ``backend="openai"``, ``model_spec`` is the served model name and ``backend_options``
     holds at least ``base_url``.
     """
-    from prefline.train.run import adapter_path, software_versions
+    from prefline.provenance import adapter_path, software_versions
 
     decoding = decoding or DecodingConfig()
     chosen_scorers = get_scorers(scorers or suite.scorers or None)

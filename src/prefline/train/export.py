@@ -18,7 +18,7 @@ from prefline.hashing import folder_hash
 from prefline.ledger import Ledger
 from prefline.models import MARKER, load_model, load_tokenizer, resolve_model
 from prefline.train.methods import get_method
-from prefline.train.run import adapter_path
+from prefline.provenance import adapter_path, is_full_model
 
 
 def export_adapter(ledger: Ledger, name: str, out: str | Path, merge: bool = False) -> Path:
@@ -28,7 +28,7 @@ def export_adapter(ledger: Ledger, name: str, out: str | Path, merge: bool = Fal
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PreflineError(f"{out} already exists and is not an empty folder; choose a new --out")
-    if not merge:
+    if not merge or is_full_model(source):  # a full fine-tune is already a merged model
         shutil.copytree(source, out, dirs_exist_ok=True)
         return out
 

@@ -17,7 +17,6 @@ adapter, records steps and probes, and saves.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from prefline.hashing import folder_hash
 from prefline.home import home_dir
 from prefline.ledger import Ledger
 from prefline.models import load_model, load_tokenizer, resolve_model
+from prefline.provenance import software_versions
 from prefline.train.methods import METHODS, WEIGHT_COLUMN, Method, get_method
 from prefline.train.probes import DriftProbe, probe_items
 from prefline.train.records import add_probe, forget_after, probes
@@ -40,18 +40,6 @@ from prefline.train.surfaces import apply_surface
 from prefline.train.traps import find_traps
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
-
-
-def software_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for package in ("prefline", "torch", "transformers", "trl", "peft", "accelerate", "datasets"):
-        try:
-            versions[package] = md.version(package)
-        except md.PackageNotFoundError:
-            pass
-    return versions
 
 
 def train(
@@ -74,6 +62,8 @@ def train(
     spec = get_method(method)
     config, applied, notes = apply_surface(config, surface, spec, surfaces)
     config = spec.resolve(config)
+    if config.finetune == "full" and spec.lora_task != "CAUSAL_LM":
+        raise PreflineError(f"method {spec.name!r} trains a LoRA adapter with a score head only; finetune: full is for the generative methods")
     check_name(name, "adapter")
     existing = ledger.find_adapter(name)
     if existing is not None:
@@ -215,7 +205,7 @@ class _Run:
             peft_config = LoraConfig(
                 r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                 target_modules=config.target_modules, task_type=spec.lora_task,
-            )
+            ) if config.finetune == "lora" else None  # full: TRL trains every weight (and loads its own reference)
             callbacks: list[TrainerCallback] = [recorder]
             probe = None
             if config.probe_every:
@@ -386,8 +376,3 @@ class StepRecorder(TrainerCallback):
             self.progress = None
 
 
-def adapter_path(adapter: dict[str, Any]) -> Path:
-    path = Path(adapter["path"])
-    if not (path / "adapter_config.json").is_file():
-        raise PreflineError(f"adapter {adapter['name']!r}: its folder {path} has no adapter_config.json")
-    return path

@@ -14,6 +14,7 @@ from pathlib import Path
 from prefline.config import DecodingConfig
 from prefline.evals.backends._base import Generation, backend, local_model_ref
 from prefline.models import ModelRef, load_model, load_tokenizer
+from prefline.provenance import is_full_model
 
 
 class _FirstTokenClock:
@@ -43,8 +44,11 @@ class HFBackend:
 
         self.decoding = decoding
         self.tokenizer = load_tokenizer(model_ref, padding_side="left")
-        self.model = load_model(model_ref)
-        if adapter_path is not None:
+        if adapter_path is not None and is_full_model(adapter_path):  # finetune: full: the weights replace the base's
+            self.model = load_model(ModelRef(spec=str(adapter_path), path=str(adapter_path), hash=""))
+        else:
+            self.model = load_model(model_ref)
+        if adapter_path is not None and not is_full_model(adapter_path):
             from peft import PeftModel
 
             self.model = PeftModel.from_pretrained(self.model, str(adapter_path))

@@ -22,6 +22,7 @@ from prefline.config import DecodingConfig
 from prefline.errors import PreflineError
 from prefline.evals.backends._base import Generation, backend, local_model_ref
 from prefline.models import ModelRef
+from prefline.provenance import is_full_model
 
 VLLM_INSTALL = "pip install vllm"
 # vLLM preallocates LoRA slots for a fixed maximum rank chosen from this list (vllm/config/lora.py).
@@ -67,11 +68,12 @@ class VLLMBackend:
         engine: dict[str, Any] = {"gpu_memory_utilization": gpu_memory_utilization, "seed": decoding.seed}
         if max_model_len is not None:
             engine["max_model_len"] = max_model_len
-        if adapter_path is not None:
+        full = adapter_path is not None and is_full_model(Path(adapter_path))  # finetune: full: serve its weights
+        if adapter_path is not None and not full:
             engine.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank_slot(adapter_path))
         self.decoding = decoding
-        self.llm = LLM(model=model_ref.path, tokenizer=model_ref.path, **engine)
-        self.lora = LoRARequest("prefline-adapter", 1, str(adapter_path)) if adapter_path is not None else None
+        self.llm = LLM(model=str(adapter_path) if full else model_ref.path, tokenizer=model_ref.path, **engine)
+        self.lora = LoRARequest("prefline-adapter", 1, str(adapter_path)) if adapter_path is not None and not full else None
         greedy = decoding.temperature == 0
         self.sampling = SamplingParams(
             max_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
