@@ -99,6 +99,11 @@ def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch
             assert {"fabricated_citation", "abstained", "omission"} <= scored, name
             layers = {SCORERS[s].layer for s in run["scorers"]}
             assert layers == {"behaviour", "evidence"}
+        if name == "release":  # every metric the release policy gates is scored: a run gated against itself passes
+            from prefline.config import load_policy
+            from prefline.gate.compare import compare_runs
+
+            assert compare_runs(ledger, run["id"], run["id"], load_policy("release"), record=False).verdict == "pass"
 
 
 def test_every_method_trains_smollm2_through_the_cli(shared_home, tmp_path, monkeypatch):

@@ -77,7 +77,10 @@ def test_eval_stores_generations_scores_and_is_deterministic(ledger, dataset, ti
     assert [s["value"] for s in ledger.scores(first)] == [s["value"] for s in ledger.scores(second)]
 
     metrics = {s["metric"] for s in ledger.scores(first)}
-    assert metrics == {"length_tokens", "length_words", "refusal", "over_refusal", "under_refusal"}
+    from prefline.evals.scorers import get_scorers
+
+    declared = {m for scorer in get_scorers(suite.scorers) for m in scorer.metrics}  # the smoke header's style metrics
+    assert {"length_tokens", "length_words", "refusal", "over_refusal", "under_refusal", "hedged", "latency_s"} <= metrics <= declared
     run = ledger.get_run(first)
     assert run["status"] == "done" and run["suite_hash"] == suite.hash
     n_harmful = sum(1 for i in suite.items if i.should_refuse)
