@@ -199,3 +199,36 @@ def test_suite_header_names_its_scorers(ledger, tiny_model_dir, tmp_path):
     header.write_text(text + "\nscorers: length\n")
     with pytest.raises(PreflineError, match="scorers must be a list of scorer names"):
         load_suite(str(folder))
+
+
+def test_several_adapters_on_one_loaded_base(ledger, tiny_model_dir, tmp_path, monkeypatch):
+    """One base load for two adapters and the base; each run equals that adapter evaluated on its own."""
+    import sqlalchemy as sa
+
+    from conftest import pair, write_jsonl
+    from prefline.config import TrainConfig
+    from prefline.data.ingest import ingest
+    from prefline.evals.backends import _hf
+    from prefline.evals.run import run_evals
+    from prefline.train.run import train
+
+    ingest(write_jsonl(tmp_path / "pairs.jsonl", [pair(i) for i in range(8)]), "tiny", ledger)
+    for name, seed in (("a1", 0), ("a2", 1)):
+        config = TrainConfig(max_steps=3, batch_size=2, learning_rate=5e-2, max_length=64, bf16=False, seed=seed)
+        train("dpo", "tiny", name, config, ledger, model_spec=str(tiny_model_dir), show_progress=False)
+    loads: list[str] = []
+    real_load = _hf.load_model
+    monkeypatch.setattr(_hf, "load_model", lambda ref: loads.append(ref.path) or real_load(ref))
+
+    suite = load_suite("smoke")
+    order = ["a1", None, "a2", "a1"]  # the base alone after an adapter: every adapter is disabled for it
+    together = run_evals(suite, ledger, order, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
+    assert loads == [str(tiny_model_dir)]  # the base model was loaded once for all four runs
+    outputs = [[g["output"] for g in ledger.generations(run)] for run in together]
+    assert outputs[0] != outputs[2] and outputs[0] == outputs[3]  # the adapters differ; the repeat came from the cache
+
+    with ledger.engine.begin() as connection:  # forget every generation: each run below generates again, alone
+        connection.execute(sa.delete(ledger.t["generation_cache"]))
+    for adapter, shared in zip(order[:3], outputs):
+        alone = run_eval(suite, ledger, model_spec=str(tiny_model_dir), adapter=adapter, decoding=DECODE, show_progress=False)
+        assert [g["output"] for g in ledger.generations(alone)] == shared, adapter

@@ -509,7 +509,7 @@ def adapters_export(
 @app.command("eval")
 def eval_cmd(
     suite: str = typer.Option("smoke", "--suite", help="A shipped suite name, a suite folder, or a suite.yaml."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help="Evaluate the base model with this registered adapter."),
+    adapter: Optional[list[str]] = typer.Option(None, "--adapter", help="Evaluate the base model with this registered adapter; repeat it for one run per adapter on one loaded base ('base' for the base alone)."),
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the adapter's base, else the embedded model); with --backend openai, the served model name."),
     scorers: Optional[str] = typer.Option(None, "--scorers", help="Comma-separated scorer names (default: the suite header's `scorers`, else length,refusal)."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Re-score this run's stored generations instead of generating."),
@@ -530,23 +530,25 @@ def eval_cmd(
 
     names = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
     ledger = _ledger()
+    adapters: list[str | None] = [None if a == "base" else a for a in adapter] if adapter else [None]
     if replay is not None:
         from prefline.evals.run import replay_run
 
-        run_id = replay_run(replay, ledger, scorers=names)
+        run_ids = [replay_run(replay, ledger, scorers=names)]
     else:
         decoding = parse({"max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "temperature": temperature}, DecodingConfig, "command line")
         loaded = load_suite(suite)
         _quiet()
-        from prefline.evals.run import run_eval
+        from prefline.evals.run import run_evals
 
         given = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency, "timeout_s": timeout}
-        run_id = run_eval(loaded, ledger, model_spec=model, adapter=adapter, decoding=decoding, scorers=names, backend=backend,
-                          backend_options={k: v for k, v in given.items() if v is not None})
-    run = ledger.get_run(run_id)
+        run_ids = run_evals(loaded, ledger, adapters, model_spec=model, decoding=decoding, scorers=names, backend=backend,
+                            backend_options={k: v for k, v in given.items() if v is not None})
+    runs = [ledger.get_run(run_id) for run_id in run_ids]
     if as_json:
-        return _print_json(run)
-    _print_run(run)
+        return _print_json(runs[0] if len(runs) == 1 else runs)
+    for run in runs:
+        _print_run(run)
 
 
 def _print_run(run: dict[str, Any]) -> None:

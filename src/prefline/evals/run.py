@@ -18,6 +18,7 @@ model identity it reports is stored, never the options themselves (an API key st
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from prefline.config import DecodingConfig
@@ -47,11 +48,13 @@ def run_eval(
     backend: str = "hf",
     show_progress: bool = True,
     backend_options: dict[str, Any] | None = None,
+    engines: Engines | None = None,
 ) -> int:
     """Generate on every suite item (reusing cached generations), score, store; return the run id.
 
     With ``backend="openai"``, ``model_spec`` is the served model name and ``backend_options``
-    holds at least ``base_url``.
+    holds at least ``base_url``. Runs given the same ``engines`` share loaded models: several
+    adapters are then evaluated on one loaded base (see :func:`run_evals`).
     """
     from prefline.provenance import adapter_path, software_versions
 
@@ -81,7 +84,7 @@ def run_eval(
     cached = ledger.cached_generations(keys)
     todo = [i for i, key in enumerate(keys) if key not in cached]
     if todo:
-        engine = engine_cls(model_ref, decoding, adapter_path(adapter_row) if adapter_row else None, **options)
+        engine = (engines or Engines()).get(engine_cls, model_ref, decoding, adapter_path(adapter_row) if adapter_row else None, options)
 
         def persist(positions: list[int], gens: list[Generation]) -> None:
             rows = [{"key": keys[todo[p]], **gen.__dict__} for p, gen in zip(positions, gens)]
@@ -100,6 +103,31 @@ def run_eval(
     ))
     _score_and_finish(ledger, run_id, suite, generations, chosen_scorers, decoding.seed)
     return run_id
+
+
+class Engines:
+    """Loaded generation backends, kept across runs so that a base model is loaded once.
+
+    A backend that can switch adapters on its loaded base (``use_adapter``: the hf backend) is
+    reused for every adapter of that base; any other is built anew when its adapter changes.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, engine_cls, model_ref, decoding: DecodingConfig, adapter_dir, options: dict[str, Any]):  # noqa: ANN001
+        key = json.dumps([engine_cls.name, model_ref.hash, decoding.model_dump(), sorted(options.items())], default=str)
+        engine = self._loaded.get(key)
+        if engine is not None and getattr(engine, "use_adapter", None) is not None and engine.use_adapter(adapter_dir):
+            return engine
+        self._loaded[key] = engine = engine_cls(model_ref, decoding, adapter_dir, **options)
+        return engine
+
+
+def run_evals(suite: Suite, ledger: Ledger, adapters: list[str | None], model_spec: str | None = None, **kwargs: Any) -> list[int]:
+    """One run per adapter (None: the base model alone) on one suite, loading the base model once."""
+    engines = Engines()
+    return [run_eval(suite, ledger, model_spec=model_spec, adapter=adapter, engines=engines, **kwargs) for adapter in adapters]
 
 
 def replay_run(source_run: int | str, ledger: Ledger, scorers: list[str] | None = None) -> int:

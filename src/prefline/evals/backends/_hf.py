@@ -1,7 +1,9 @@
 """``hf``: transformers in-process.
 
 Chat template, left padding, batches of similar length (padding wastes compute on CPU),
-greedy or seeded sampling, an optional PEFT adapter on the base model. Time to first token
+greedy or seeded sampling, an optional PEFT adapter on the base model. Several adapters are
+evaluated on one loaded base: :meth:`HFBackend.use_adapter` loads each once and switches
+between them (or back to the bare base) without reloading the model. Time to first token
 is the batch's: from the start of ``generate`` until the first new token's logits exist
 (the prefill), taken by a no-op logits processor, so it costs nothing and changes no output.
 """
@@ -44,16 +46,46 @@ class HFBackend:
 
         self.decoding = decoding
         self.tokenizer = load_tokenizer(model_ref, padding_side="left")
-        if adapter_path is not None and is_full_model(adapter_path):  # finetune: full: the weights replace the base's
-            self.model = load_model(ModelRef(spec=str(adapter_path), path=str(adapter_path), hash=""))
-        else:
-            self.model = load_model(model_ref)
-        if adapter_path is not None and not is_full_model(adapter_path):
-            from peft import PeftModel
-
-            self.model = PeftModel.from_pretrained(self.model, str(adapter_path))
-            self.model.eval()
+        self.full = adapter_path is not None and is_full_model(adapter_path)  # finetune: full: its weights replace the base's
+        self.model = load_model(ModelRef(spec=str(adapter_path), path=str(adapter_path), hash="") if self.full else model_ref)
+        self._adapters: dict[str, str] = {}  # adapter folder -> its name inside the PEFT model
+        self._active: str | None = None
         self._torch = torch
+        if not self.full:
+            self.use_adapter(adapter_path)
+
+    def use_adapter(self, adapter_path: Path | None) -> bool:
+        """Generate through this LoRA adapter (None: the bare base) from now on; False if this model cannot.
+
+        Each adapter is loaded once onto the same base and selected by name; a fully fine-tuned
+        model has no base to switch on.
+        """
+        if self.full or (adapter_path is not None and is_full_model(adapter_path)):
+            return False
+        if adapter_path is None:
+            self._active = None
+            return True
+        name = self._adapters.get(str(adapter_path))
+        if name is None:
+            name = self._adapters[str(adapter_path)] = f"adapter-{len(self._adapters)}"
+            if len(self._adapters) == 1:  # the first adapter makes the base a PEFT model
+                from peft import PeftModel
+
+                self.model = PeftModel.from_pretrained(self.model, str(adapter_path), adapter_name=name)
+            else:
+                self.model.load_adapter(str(adapter_path), adapter_name=name)
+            self.model.eval()
+        self.model.set_adapter(name)
+        self._active = name
+        return True
+
+    def _adapter_context(self):
+        """No adapter selected on a PEFT model: run the base with every adapter disabled."""
+        import contextlib
+
+        if self._active is None and self._adapters:
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
 
     def prompt_text(self, conversation: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
@@ -75,7 +107,7 @@ class HFBackend:
             sampling = {"do_sample": True, "temperature": dec.temperature, "top_p": dec.top_p} if dec.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
             clock = _FirstTokenClock()
             began = time.perf_counter()
-            with torch.inference_mode():
+            with torch.inference_mode(), self._adapter_context():
                 out = self.model.generate(**enc, max_new_tokens=dec.max_new_tokens, pad_token_id=tok.pad_token_id,
                                           logits_processor=LogitsProcessorList([clock]), **sampling)
             elapsed = time.perf_counter() - began
