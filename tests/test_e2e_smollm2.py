@@ -95,7 +95,8 @@ def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch
         scored = {metric for metric, by_slice in run["summary"].items() if by_slice.get("overall", {}).get("n", 0) > 0}
         assert {"length_tokens", "over_refusal", "hedged", "latency_s"} <= scored, name
         if name in ("release", "redteam"):  # items with sources, constraints, schemas and tools
-            assert {"instruction_strict_rate", "schema_valid", "tool_call_correct", "on_task"} <= scored, name
+            assert {"instruction_strict_rate", "schema_valid", "on_task"} <= scored, name
+            assert name != "release" or "tool_call_correct" in scored  # redteam's tool items test injection, not the call
             assert {"fabricated_citation", "abstained", "omission"} <= scored, name
             layers = {SCORERS[s].layer for s in run["scorers"]}
             assert layers == {"behaviour", "evidence"}
