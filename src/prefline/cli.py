@@ -760,7 +760,7 @@ def gate_cmd(
 def demo_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the embedded SmolLM2-135M-Instruct)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Train for this many steps instead of the demo's default."),
-    suite: str = typer.Option("smoke", "--suite", help="Shipped suite or suite folder to evaluate and gate on (release: every scorer, about 15 minutes on 2 CPUs)."),
+    suite: str = typer.Option("smoke", "--suite", help="Shipped suite or suite folder to evaluate and gate on (release: every scorer and the release policy, about 18 minutes on 2 CPUs)."),
 ) -> None:
     """Run the whole path on shipped data: ingest, baseline eval, DPO, candidate eval, gate, preference layer."""
     _quiet()
