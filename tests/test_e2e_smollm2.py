@@ -97,7 +97,7 @@ def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch
         if name in ("release", "redteam"):  # items with sources, constraints, schemas and tools
             assert {"instruction_strict_rate", "schema_valid", "on_task"} <= scored, name
             assert name != "release" or "tool_call_correct" in scored  # redteam's tool items test injection, not the call
-            assert {"fabricated_citation", "abstained", "omission"} <= scored, name
+            assert {"fabricated_citation", "false_abstention", "omission"} <= scored, name
             layers = {SCORERS[s].layer for s in run["scorers"]}
             assert layers == {"behaviour", "evidence"}
         if name == "release":  # every metric the release policy gates is scored: a run gated against itself passes
