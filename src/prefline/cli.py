@@ -740,16 +740,13 @@ def gate_cmd(
     """Compare two runs per slice under a policy; exit 0 on pass, 1 on fail."""
     from prefline.config import load_policy
     from prefline.gate.compare import compare_runs
-    from prefline.report.terminal import gate_table, verdict_line
+    from prefline.report.terminal import print_gate
 
     result = compare_runs(_ledger(), baseline, candidate, load_policy(policy))
     if as_json:
         _print_json(result.as_dict())
     else:
-        console.print(gate_table(result))
-        for note in result.notes:
-            console.print(f"note: {note}", markup=False)
-        console.print(verdict_line(result))
+        print_gate(console, result)
     raise typer.Exit(0 if result.verdict == "pass" else 1)
 
 

@@ -126,16 +126,21 @@ class GatePolicy(_Strict):
     confidence: float = Field(0.9, gt=0, lt=1, description="Coverage of the interval shown next to each change.")
 
 
-def shipped_policies() -> list[str]:
+def _shipped_policy_files() -> dict[str, Path]:
     root = resources.files("prefline") / "resources" / "policies"
-    return sorted(p.name[:-len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+    return {p.name[:-len(".yaml")]: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def shipped_policies() -> list[str]:
+    return sorted(_shipped_policy_files())
 
 
 def load_policy(ref: str | Path | None = None) -> GatePolicy:
     """A gate policy by shipped name (``default``, ``release``) or YAML path; None gives ``default``."""
     ref = str(ref or "default")
-    if ref in shipped_policies() and not Path(ref).exists():
-        return load_yaml(Path(str(resources.files("prefline") / "resources" / "policies" / f"{ref}.yaml")), GatePolicy)
+    shipped = _shipped_policy_files()
+    if ref in shipped and not Path(ref).exists():
+        return load_yaml(shipped[ref], GatePolicy)
     if not Path(ref).is_file():
         raise PreflineError(f"unknown policy {ref!r}: not a YAML file; shipped policies: {', '.join(shipped_policies())}")
     return load_yaml(ref, GatePolicy)

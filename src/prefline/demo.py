@@ -28,7 +28,7 @@ from prefline.evals.suite import load_suite
 from prefline.gate.compare import compare_runs
 from prefline.ledger import Ledger
 from prefline.models import resolve_model
-from prefline.report.terminal import gate_table, metrics_overview, verdict_line
+from prefline.report.terminal import metrics_overview, print_gate
 from prefline.train.run import train
 
 DEMO_TRAIN = TrainConfig(epochs=1, learning_rate=5e-4, beta=0.1, batch_size=4, max_length=384)
@@ -75,10 +75,7 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
 
     step(f"5. gate (policy {policy.name})")
     result = compare_runs(ledger, baseline, candidate, policy)
-    console.print(gate_table(result))
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False)
-    console.print(verdict_line(result))
+    print_gate(console, result)
 
     step("6. preference layer")
     heldout = ingest(demo_pairs_path("heldout.jsonl"), "demo-heldout", ledger)

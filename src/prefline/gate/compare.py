@@ -12,11 +12,9 @@ marked as a major change.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from prefline.config import GatePolicy, GateRule, load_yaml
+from prefline.config import GatePolicy, GateRule, load_policy
 from prefline.errors import PreflineError
 from prefline.gate.stats import paired_bootstrap_delta
 from prefline.ledger import Ledger
@@ -56,7 +54,7 @@ class GateResult:
 
 
 def default_policy() -> GatePolicy:
-    return load_yaml(Path(str(resources.files("prefline") / "resources" / "policies" / "default.yaml")), GatePolicy)
+    return load_policy("default")
 
 
 def _judge(rule: GateRule, base: float, cand: float) -> tuple[bool, str]:

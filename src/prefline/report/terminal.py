@@ -23,6 +23,14 @@ def gate_table(result: GateResult) -> Table:
     return table
 
 
+def print_gate(console, result: GateResult) -> None:  # noqa: ANN001
+    """The gate's table, its notes (what the checks cannot see) and the verdict line."""
+    console.print(gate_table(result))
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(verdict_line(result))
+
+
 def verdict_line(result: GateResult) -> str:
     verdict = "[bold green]PASS[/]" if result.verdict == "pass" else f"[bold red]FAIL[/] ({len(result.failures)} check(s) failed)"
     return f"verdict: {verdict}  (decision {result.decision_id} recorded in the ledger)"
