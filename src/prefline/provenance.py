@@ -33,6 +33,13 @@ def adapter_path(adapter: dict[str, Any]) -> Path:
     return path
 
 
+def load_full_model(path: Path):
+    """A fully fine-tuned model folder's causal LM (its lineage, hash included, is in the adapter's record)."""
+    from prefline.models import ModelRef, load_model
+
+    return load_model(ModelRef(spec=str(path), path=str(path), hash=""))
+
+
 def is_full_model(path: Path) -> bool:
     """A fully fine-tuned model folder (``finetune: full``) rather than a PEFT adapter."""
     return not (path / "adapter_config.json").is_file() and (path / "config.json").is_file()

@@ -42,13 +42,13 @@ def pair_accuracy_eval(ledger: Ledger, dataset_ref: str, adapter_ref: str, batch
 
         results, kind = reward_model_accuracy(RewardModelJudge(adapter, batch_size=batch_size), pairs), "reward_accuracy"
     else:
-        from prefline.models import ModelRef, load_model, load_tokenizer, resolve_model
-        from prefline.provenance import adapter_path, is_full_model
+        from prefline.models import load_model, load_tokenizer, resolve_model
+        from prefline.provenance import adapter_path, is_full_model, load_full_model
 
         ref, folder = resolve_model(adapter["base_model"]), adapter_path(adapter)
         tokenizer = load_tokenizer(ref, padding_side="right")
         if is_full_model(folder):  # finetune: full: the reference is the base, loaded beside it
-            policy = load_model(ModelRef(spec=str(folder), path=str(folder), hash=""))
+            policy = load_full_model(folder)
             results = pair_accuracy(policy, tokenizer, pairs, batch_size, reference_model=load_model(ref))
         else:
             from peft import PeftModel

@@ -16,7 +16,7 @@ from pathlib import Path
 from prefline.config import DecodingConfig
 from prefline.evals.backends._base import Generation, backend, local_model_ref
 from prefline.models import ModelRef, load_model, load_tokenizer
-from prefline.provenance import is_full_model
+from prefline.provenance import is_full_model, load_full_model
 
 
 class _FirstTokenClock:
@@ -47,7 +47,7 @@ class HFBackend:
         self.decoding = decoding
         self.tokenizer = load_tokenizer(model_ref, padding_side="left")
         self.full = adapter_path is not None and is_full_model(adapter_path)  # finetune: full: its weights replace the base's
-        self.model = load_model(ModelRef(spec=str(adapter_path), path=str(adapter_path), hash="") if self.full else model_ref)
+        self.model = load_full_model(adapter_path) if self.full else load_model(model_ref)
         self._adapters: dict[str, str] = {}  # adapter folder -> its name inside the PEFT model
         self._active: str | None = None
         self._torch = torch
