@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import write_jsonl
 from prefline.cli import app
-from prefline.data.coverage import CoverageTargets, load_targets, wilson
+from prefline.data.coverage import CoverageTargets, load_targets
+from prefline.stats import wilson
 from prefline.data.ingest import ingest
 from prefline.data.quality import Thresholds, close_calls, data_report, in_sample, scan
 from prefline.errors import PreflineError

@@ -1,47 +1,144 @@
-"""Bootstrap intervals, checked against hand-computed numbers."""
+"""prefline.stats, checked against numbers worked out by hand (in the docstrings) and against scipy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as sp
 
-from prefline.gate.stats import bootstrap_mean, paired_bootstrap_delta
-
-
-def test_mean_is_exact_and_interval_contains_it():
-    ci = bootstrap_mean([1.0, 2.0, 3.0, 4.0], samples=4000, confidence=0.9, seed=1)
-    assert ci.estimate == 2.5
-    assert ci.low < 2.5 < ci.high
-    # Resampled means of 4 values lie in [1, 4]; a 90% interval is well inside.
-    assert 1.0 <= ci.low and ci.high <= 4.0
+from prefline.stats import (adjust_pvalues, bootstrap_mean, cell_bootstrap, exact_interval, items_needed, margin_test, mcnemar_exact,
+                            paired_bootstrap_delta, paired_share_difference, wilcoxon_signed_rank, wilson, wilson_interval)
 
 
-def test_constant_values_give_a_point_interval():
-    ci = bootstrap_mean([0.0, 0.0, 0.0])
-    assert (ci.estimate, ci.low, ci.high) == (0.0, 0.0, 0.0)
-    single = bootstrap_mean([7.0])
-    assert (single.low, single.high) == (7.0, 7.0)
-
-
-def test_interval_matches_the_normal_approximation_for_large_n():
+def test_bootstrap_interval_matches_the_normal_approximation_for_large_n():
     rng = np.random.default_rng(0)
     x = rng.normal(10.0, 2.0, size=2000)
     ci = bootstrap_mean(x, samples=4000, confidence=0.9, seed=0)
     se = x.std(ddof=1) / np.sqrt(x.size)
-    # 90% normal interval half-width is 1.645 standard errors.
+    assert ci.estimate == pytest.approx(x.mean())
+    # a 90% normal interval is 1.645 standard errors either side
     assert ci.high - ci.low == pytest.approx(2 * 1.645 * se, rel=0.1)
+    assert bootstrap_mean([1, 5, 2, 8], seed=3) == bootstrap_mean([1, 5, 2, 8], seed=3)
+    with pytest.raises(ValueError):
+        bootstrap_mean([])
 
 
 def test_paired_delta_cancels_item_difficulty():
-    base = [10.0, 100.0, 1000.0]
-    cand = [11.0, 101.0, 1001.0]  # every item exactly one longer
-    ci = paired_bootstrap_delta(base, cand)
+    ci = paired_bootstrap_delta([10.0, 100.0, 1000.0], [11.0, 101.0, 1001.0])  # every item exactly one longer
     assert (ci.estimate, ci.low, ci.high) == (1.0, 1.0, 1.0)
-
-
-def test_seeded_and_shape_checked():
-    assert bootstrap_mean([1, 5, 2, 8], seed=3) == bootstrap_mean([1, 5, 2, 8], seed=3)
     with pytest.raises(ValueError, match="differ in size"):
         paired_bootstrap_delta([1, 2], [1])
-    with pytest.raises(ValueError):
-        bootstrap_mean([])
+
+
+def test_wilson_is_honest_at_the_extremes():
+    """8 of 8 at 90%: z = 1.6449, z^2 = 2.7055; centre = (1 + z^2/16) / (1 + z^2/8) = 0.8736,
+    half = z * sqrt(z^2 / 256) / (1 + z^2/8) = 0.1264, so [0.7473, 1.0], not [1, 1]."""
+    assert wilson(8, 8) == [pytest.approx(0.7473, abs=1e-4), 1.0]
+    assert wilson(5, 10) == [pytest.approx(0.2693, abs=1e-4), pytest.approx(0.7307, abs=1e-4)]
+    assert wilson(0, 0) is None
+    k, n = np.array([0, 3, 17, 40]), np.array([10, 7, 40, 40])
+    low, high = wilson_interval(k, n, 0.95)
+    for i in range(4):
+        ci = sp.binomtest(int(k[i]), int(n[i])).proportion_ci(confidence_level=0.95, method="wilson")
+        assert (low[i], high[i]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_exact_interval_matches_scipy_and_the_closed_form():
+    """8 of 8 at 90%: the lower end solves p^8 = 0.05, p = 0.05 ** (1/8) = 0.6877."""
+    low, high = exact_interval([8, 3, 0], [8, 10, 5], 0.9)
+    assert low[0] == pytest.approx(0.05 ** (1 / 8)) and high[0] == 1.0
+    ci = sp.binomtest(3, 10).proportion_ci(confidence_level=0.9, method="exact")
+    assert (low[1], high[1]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert low[2] == 0.0 and high[2] == pytest.approx(1 - 0.05 ** (1 / 5))
+    assert np.isnan(exact_interval([0], [0])[0][0])
+
+
+def test_mcnemar_exact_by_hand_and_against_scipy():
+    """1 item worse, 6 better: P(Bin(7, 1/2) <= 1) = (1 + 7) / 128 = 0.0625, two-sided 0.125."""
+    p = mcnemar_exact([1, 0, 3, 10], [6, 0, 3, 2])
+    assert p[0] == pytest.approx(0.125)
+    assert p[1] == 1.0  # nothing changed
+    assert p[2] == 1.0  # balanced
+    assert p[3] == pytest.approx(sp.binomtest(2, 12, 0.5).pvalue)
+
+
+def test_wilcoxon_signed_rank():
+    """Five positive differences, no ties: the exact null puts 1/32 on each extreme, p = 2/32."""
+    assert wilcoxon_signed_rank([1, 2, 3, 4, 5]) == pytest.approx(0.0625)
+    assert wilcoxon_signed_rank([0, 0, 0]) == 1.0
+    d = np.random.default_rng(1).normal(0.3, 1, size=80)
+    assert wilcoxon_signed_rank(np.append(d, [0.0, np.nan])) == pytest.approx(sp.wilcoxon(d).pvalue)
+
+
+def test_margin_test_by_hand_and_against_scipy():
+    """[1, 2, 3, 4] against 1: mean 2.5, sd 1.2910, se 0.6455, t = 1.5 / 0.6455 = 2.3238 on 3 df."""
+    mean, se, p = margin_test([1, 2, 3, 4], 1.0)
+    assert (mean, se) == (2.5, pytest.approx(0.645497, abs=1e-6))
+    assert p == pytest.approx(sp.t.sf(2.32379, 3), abs=1e-5)
+    assert p == pytest.approx(sp.ttest_1samp([1, 2, 3, 4], 1.0, alternative="greater").pvalue)
+    assert margin_test([2, 2, 2], 1.0)[2] == 0.0  # every item rose by 2 > 1: nothing random about it
+    assert margin_test([0, 0, 0], 1.0)[2] == 1.0
+
+
+def test_agresti_min_interval_of_a_paired_difference():
+    """40 unchanged items: cells + 1/2 over 42; each discordant share 0.5/42 = 0.0119,
+    variance (0.0238 - 0) / 42, se = 0.0238. 10 worse, 2 better of 40: (10.5 - 2.5) / 42 = 0.1905."""
+    diff, se = paired_share_difference(0, 0, 40)
+    assert diff == 0 and se == pytest.approx(0.0238, abs=1e-4)
+    diff, se = paired_share_difference(10, 2, 40)
+    assert diff == pytest.approx(8 / 42)
+    assert se == pytest.approx(np.sqrt((13 / 42 - (8 / 42) ** 2) / 42))
+
+
+def test_benjamini_hochberg_and_holm_by_hand():
+    """p = [0.01, 0.04, 0.03, 0.005]; sorted 0.005, 0.01, 0.03, 0.04.
+    BH: times 4/rank = 0.02, 0.02, 0.04, 0.04, then running minimum from the top: unchanged.
+    Holm: times (4, 3, 2, 1) = 0.02, 0.03, 0.06, 0.04, then running maximum: 0.02, 0.03, 0.06, 0.06."""
+    p = [0.01, 0.04, 0.03, 0.005]
+    assert adjust_pvalues(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert adjust_pvalues(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    with_gap = adjust_pvalues([0.01, np.nan, 0.04], "holm")  # NaN is not a test: the family has two
+    assert with_gap[0] == pytest.approx(0.02) and np.isnan(with_gap[1]) and with_gap[2] == pytest.approx(0.04)
+    assert adjust_pvalues([0.9, 0.8], "bh") == pytest.approx([0.9, 0.9])
+    with pytest.raises(ValueError, match="unknown correction"):
+        adjust_pvalues(p, "bonferonni")
+
+
+def test_items_needed_by_hand():
+    """sd 1, distance 0.5, alpha 0.05, power 0.8: (1.6449 + 0.8416)^2 * 4 = 24.73, so 25 items."""
+    assert items_needed(1.0, 0.5) == 25
+    assert items_needed(1.0, -0.5) == 25
+    assert items_needed(0.0, 0.5) is None and items_needed(1.0, 0.0) is None
+
+
+def test_cell_bootstrap_means_are_exact_per_cell():
+    """Two cells over four items: cell 0 has items 0-3, cell 1 items 2-3 only."""
+    base = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]])
+    cand = base + np.array([[1.0, 1.0], [1.0, 1.0], [3.0, 3.0], [3.0, 3.0]])
+    present = np.array([[True, False], [True, False], [True, True], [True, True]])
+    cells = cell_bootstrap(base, cand, present, samples=500, seed=0)
+    assert list(cells.n) == [4, 2]
+    assert cells.baseline == pytest.approx([2.5, 3.5]) and cells.candidate == pytest.approx([4.5, 6.5])
+    assert cells.diff == pytest.approx([2.0, 3.0])
+    assert cells.ratio == pytest.approx([4.5 / 2.5, 6.5 / 3.5])
+    # cell 1: every item rose by exactly 3, so every resample says 3
+    assert (cells.diff_low[1], cells.diff_high[1]) == (pytest.approx(3.0), pytest.approx(3.0))
+    assert 1.0 <= cells.diff_low[0] < 2.0 < cells.diff_high[0] <= 3.0
+    again = cell_bootstrap(base, cand, present, samples=500, seed=0)
+    assert np.array_equal(again.diff_low, cells.diff_low)
+
+
+def test_cell_bootstrap_width_matches_the_paired_standard_error():
+    """For 3000 paired items the 90% interval of the mean difference is about 2 * 1.645 * sd(d) / sqrt(n),
+    in a cell of all items and in a cell of a third of them."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(5, 2, size=(3000, 1))
+    cand = base + rng.normal(0.2, 1, size=(3000, 1))
+    values_b, values_c = np.hstack([base, base]), np.hstack([cand, cand])
+    present = np.ones((3000, 2), dtype=bool)
+    present[1000:, 1] = False
+    cells = cell_bootstrap(values_b, values_c, present, samples=2000, seed=0)
+    for cell, rows in ((0, slice(None)), (1, slice(0, 1000))):
+        d = (cand - base)[rows, 0]
+        assert cells.diff_high[cell] - cells.diff_low[cell] == pytest.approx(2 * 1.645 * d.std(ddof=1) / np.sqrt(d.size), rel=0.1)
+        assert cells.diff[cell] == pytest.approx(d.mean())

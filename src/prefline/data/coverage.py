@@ -44,6 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prefline.config import load_yaml
+from prefline.stats import wilson
 
 # The slice keys a preference dataset is expected to be tagged with; the report says which are missing.
 STANDARD_KEYS = ("intent", "difficulty", "risk", "tool_use", "long_context", "surface")
@@ -193,19 +194,6 @@ def groups(sources: list[str], source_code: np.ndarray, slices: list[dict[str, s
         member[codes] = True
         by_slice[f"{key}={value}"] = member[slices_code]
     return {"by_source": dict(sorted(by_source.items())), "by_slice": by_slice}
-
-
-def wilson(successes: int, n: int, confidence: float = 0.9) -> list[float] | None:
-    """Wilson score interval of a share; None when there is nothing to measure."""
-    from statistics import NormalDist
-
-    if n == 0:
-        return None
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def bias_stats(mask: np.ndarray | slice, chosen_words: np.ndarray, rejected_words: np.ndarray,

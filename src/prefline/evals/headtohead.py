@@ -11,7 +11,7 @@ from typing import Any
 
 from prefline.errors import PreflineError
 from prefline.evals.winrate import combine_swapped, length_controlled_winrate
-from prefline.gate.stats import bootstrap_mean
+from prefline.stats import bootstrap_mean
 from prefline.ledger import Ledger
 
 MIN_ITEMS_FOR_LC = 10  # the length model needs a spread of length differences to fit

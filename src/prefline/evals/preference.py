@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from prefline.gate.stats import bootstrap_mean
+from prefline.stats import bootstrap_mean
 
 
 @dataclass

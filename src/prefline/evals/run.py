@@ -26,7 +26,7 @@ from prefline.errors import PreflineError
 from prefline.evals.backends import Generation, check_options, get_backend
 from prefline.evals.scorers import Scorer, get_scorers
 from prefline.evals.suite import Suite, check_frozen, register_suite, suite_from_ledger
-from prefline.gate.stats import bootstrap_mean
+from prefline.stats import bootstrap_mean
 from prefline.hashing import content_hash
 from prefline.ledger import Ledger
 

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-from prefline.gate.stats import Interval, bootstrap_mean
+from prefline.stats import Interval, bootstrap_mean
 
 WARN_POINTS = 0.10
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefline.config import GatePolicy, GateRule, load_policy
 from prefline.errors import PreflineError
-from prefline.gate.stats import paired_bootstrap_delta
+from prefline.stats import paired_bootstrap_delta
 from prefline.ledger import Ledger
 
 
