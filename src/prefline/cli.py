@@ -730,6 +730,29 @@ def preference_winrate(
 # --- gate -------------------------------------------------------------------------------
 
 
+@app.command("compare")
+def compare_cmd(
+    baseline: str = typer.Argument(..., help="Baseline eval run id."),
+    candidate: str = typer.Argument(..., help="Candidate eval run id."),
+    common_items: bool = typer.Option(False, "--common-items", help="Runs on different suite hashes: compare the items both suites hold unchanged (same id and item hash); every output says so."),
+    correction: str = typer.Option("bh", "--correction", help="Multiple-comparison adjustment of the p-values: bh (Benjamini-Hochberg, default) or holm."),
+    samples: int = typer.Option(2000, "--samples", min=100, help="Bootstrap resamples for each interval."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every metric in every slice: n, means, difference with a paired bootstrap interval, p-value and adjusted p-value."""
+    from prefline.gate.comparison import compare
+    from prefline.report.terminal import comparison_table
+
+    result = compare(_ledger(), baseline, candidate, common_items=common_items, correction=correction, samples=samples, seed=seed)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    console.print(comparison_table(result))
+    console.print(result.scope, markup=False)
+
+
+
 @app.command("gate")
 def gate_cmd(
     baseline: str = typer.Argument(..., help="Baseline eval run id."),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from prefline.gate.compare import GateResult
+from prefline.gate.comparison import Comparison
 from prefline.ledger import Ledger
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "not gated": "dim"}
@@ -20,6 +22,21 @@ def gate_table(result: GateResult) -> Table:
         table.add_row(c.metric, c.slice, str(c.n), f"{c.baseline:.3f}", f"{c.candidate:.3f}",
                       f"{c.delta:+.3f} [{c.delta_low:+.3f}, {c.delta_high:+.3f}]", ratio,
                       f"[{STATUS_STYLE[c.status]}]{c.status}[/]", c.reason)
+    return table
+
+
+def comparison_table(result: Comparison) -> Table:
+    """One row per metric and slice: n, means, change with its bootstrap interval, test, p and adjusted p."""
+    level = f"{result.confidence:.0%}"
+    table = Table(title=(f"compare: run {result.candidate_run} vs baseline run {result.baseline_run} "
+                         f"({result.samples} bootstrap resamples, seed {result.seed}; p adjusted by {result.correction})"), title_justify="left")
+    for column in ["metric", "slice", "n", "baseline", "candidate", f"change [{level} CI]", "better", "test", "p", "p adj"]:
+        table.add_column(column)
+    for r in result.rows:
+        style = "bold red" if r.worse and r.p_adjusted <= 0.05 else ""
+        change = f"{r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+        table.add_row(escape(r.metric), escape(r.slice), str(r.n), f"{r.baseline:.3f}", f"{r.candidate:.3f}",
+                      f"[{style}]{change}[/]" if style else change, r.direction, r.test, f"{r.p_value:.3g}", f"{r.p_adjusted:.3g}")
     return table
 
 
