@@ -132,7 +132,7 @@ def test_policies_by_shipped_name(ledger):
     base = make_run(ledger, scores([10] * 6, [0] * 6))
     result = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "nonesuch"])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == ["error: unknown policy 'nonesuch': not a YAML file; shipped policies: default, release"]
+    assert result.output.strip().splitlines() == ["error: unknown policy 'nonesuch': not a YAML file; shipped policies: default, release, voice"]
     # the release policy needs the release scorers: a run scored for length and refusal alone is refused, with what it has
     missing = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "release"])
     assert missing.exit_code == 2 and "gates metric(s)" in missing.output and "fabricated_citation" in missing.output

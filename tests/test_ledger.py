@@ -32,6 +32,8 @@ EXPECTED_COLUMNS = {
     "gate_decisions": {"id", "baseline_run_id", "candidate_run_id", "policy", "verdict", "results", "created_at"},
     "dataset_lineage": {"id", "dataset_id", "parent_id", "relation", "params", "diff", "changed_share", "major_change",
                         "is_primary", "created_at"},
+    "releases": {"id", "surface", "seq", "action", "adapter_id", "adapter_name", "run_id", "decision_id", "reference_run_id",
+                 "suite_name", "suite_hash", "policy", "forced", "reason", "actor", "outcome", "created_at"},
 }
 
 

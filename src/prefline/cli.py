@@ -43,6 +43,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(suite_app, name="suite")
 preference_app = typer.Typer(no_args_is_help=True, help="The preference layer: held-out pair accuracy and judged win rates.")
 app.add_typer(preference_app, name="preference")
+release_app = typer.Typer(no_args_is_help=True, help="Releases per surface (chat, code, voice, ...): promote, roll back with confirmed recovery, status, history.")
+app.add_typer(release_app, name="release")
 
 # Wide enough for the gate table when piped to a file; a terminal keeps its own width.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -771,6 +773,157 @@ def gate_cmd(
     else:
         print_gate(console, result)
     raise typer.Exit(0 if result.verdict == "pass" else 1)
+
+
+# --- release ----------------------------------------------------------------------------
+
+SurfaceOpt = typer.Option(..., "--surface", help="Product surface (chat, code, voice, or any name in the surfaces file).")
+SurfacesFileOpt = typer.Option(None, "--surfaces", help="Surfaces file mapping each surface to its suite and policy (default: $PREFLINE_HOME/surfaces.yaml, else the shipped one).")
+
+
+def _say(message: str) -> None:
+    Console(stderr=True, soft_wrap=True, highlight=False).print(message, markup=False)
+
+
+def _fmt_metrics(metrics: dict[str, float], names: list[str] | None = None) -> str:
+    from rich.markup import escape
+
+    shown = [m for m in (names or metrics) if m in metrics]
+    return escape(", ".join(f"{m} {metrics[m]:.3f}" for m in shown))
+
+
+def _policy_metrics(policy: str | None) -> list[str] | None:
+    from prefline.config import load_policy
+
+    try:
+        return [r.metric for r in load_policy(policy).rules] if policy else None
+    except PreflineError:
+        return None
+
+
+@release_app.command("promote")
+def release_promote(
+    target: str = typer.Argument(..., help="What to make live: an adapter name, `base` (the base model alone), or an eval run id on the surface's suite."),
+    surface: str = SurfaceOpt,
+    force: bool = typer.Option(False, "--force", help="Record the release even if the gate does not pass (needs --reason)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why: required with --force, recorded with the release."),
+    surfaces: Optional[Path] = SurfacesFileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Evaluate TARGET on the surface's suite and make it live if it passes the gate against the live release; exit 1 if not promoted."""
+    _quiet()
+    from rich.markup import escape
+
+    from prefline.release import promote
+    from prefline.report.terminal import print_gate
+
+    result = promote(_ledger(), surface, target, force=force, reason=reason, surfaces=surfaces, progress=_say)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        if result.gate is not None:
+            print_gate(console, result.gate)
+        if result.promoted:
+            console.print(f"[bold green]released[/] {escape(result.target)} on {escape(surface)} (release {result.release['id']}, "
+                          f"run {result.candidate_run}): {escape(result.message)}")
+        else:
+            console.print(f"[bold red]not released[/]: {escape(result.message)}")
+    raise typer.Exit(0 if result.promoted else 1)
+
+
+@release_app.command("rollback")
+def release_rollback(
+    surface: str = SurfaceOpt,
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why, recorded with the rollback."),
+    surfaces: Optional[Path] = SurfacesFileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make the previously live adapter live again, re-run the surface's suite on it and confirm recovery; exit 1 if not confirmed."""
+    _quiet()
+    from rich.markup import escape
+
+    from prefline.release import rollback
+
+    result = rollback(_ledger(), surface, surfaces=surfaces, reason=reason, progress=_say)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        console.print(f"rolled back {escape(result.rolled_back['adapter_name'])} (release {result.rolled_back['id']}) on {escape(surface)}: "
+                      f"{escape(result.restored['adapter_name'])} is live again (release {result.release['id']}, run {result.release['run_id']})")
+        if result.differences:
+            console.print(_table("differences beyond the margin", ["metric", "slice", "n", "recorded", "now", "change", "why"], [
+                [escape(d["metric"]), escape(d["slice"]), d["n"],
+                 f"{d['baseline']:.3f}" if d["direction"] == "worse" else f"{d['candidate']:.3f}",
+                 f"{d['candidate']:.3f}" if d["direction"] == "worse" else f"{d['baseline']:.3f}",
+                 d["direction"], escape(d["reason"])] for d in result.differences]))
+        colour = "green" if result.confirmed else "red"
+        console.print(f"[bold {colour}]{escape(result.message)}[/]")
+    raise typer.Exit(0 if result.confirmed else 1)
+
+
+@release_app.command("pin")
+def release_pin(
+    run: str = typer.Argument(..., help="Eval run id on the surface's suite to make its reference run."),
+    surface: str = SurfaceOpt,
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why, recorded with the pin."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Pin the surface's reference run, the anchor of the gate's drift budget (by default its first release's run)."""
+    from prefline.release import pin_reference
+
+    row = pin_reference(_ledger(), surface, run, reason=reason)
+    if as_json:
+        return _print_json(row)
+    console.print(f"reference run of {surface} is now run {row['reference_run_id']} (release {row['id']})", markup=False)
+
+
+@release_app.command("status")
+def release_status(surfaces: Optional[Path] = SurfacesFileOpt, as_json: bool = JsonOpt) -> None:
+    """What is live on each surface, since when, by which decision, with its run's metrics."""
+    from rich.markup import escape
+
+    from prefline.release import status
+
+    rows = status(_ledger(), surfaces)
+    if as_json:
+        return _print_json(rows)
+    table = []
+    for r in rows:
+        if r["live"] is None:
+            table.append([escape(r["surface"]), "(nothing live)", "", "", "", "", escape(f"{r['suite']} / {r['policy']}"), ""])
+            continue
+        how = r["action"] + (" (forced: " + r["reason"] + ")" if r["forced"] else "")
+        table.append([escape(r["surface"]), escape(r["live"]), f"{r['since']:%Y-%m-%d %H:%M}", r["release_id"],
+                      r["decision_id"] or "-", escape(how), f"run {r['run_id']} (reference {r['reference_run_id']})",
+                      _fmt_metrics(r["metrics"], _policy_metrics(r["policy"]))])
+    console.print(_table("live per surface (times UTC)", ["surface", "live", "since", "release", "decision", "how", "runs", "metrics (overall)"], table))
+
+
+@release_app.command("history")
+def release_history(
+    surface: Optional[str] = typer.Option(None, "--surface", help="Only this surface (default: all)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every promotion, rollback and pin, oldest first, with the gate's verdict and the run's metrics."""
+    from rich.markup import escape
+
+    from prefline.release import history
+
+    rows = history(_ledger(), surface)
+    if as_json:
+        return _print_json(rows)
+    table = []
+    for r in rows:
+        outcome = r["outcome"] or {}
+        if r["action"] == "rollback":
+            result = "recovery confirmed" if outcome.get("confirmed") else "recovery NOT confirmed"
+        elif r["action"] == "pin":
+            result = f"reference run {r['reference_run_id']}"
+        else:
+            result = (r["verdict"] or "first release") + (f"; forced: {r['reason']}" if r["forced"] else "")
+        table.append([escape(r["surface"]), r["id"], f"{r['created_at']:%Y-%m-%d %H:%M}", r["action"], escape(r["adapter_name"]),
+                      r["run_id"], r["decision_id"] or "-", escape(result), escape(r["actor"] or ""), _fmt_metrics(r["metrics"], _policy_metrics(r["policy"]))])
+    console.print(_table("releases (times UTC)", ["surface", "release", "at", "action", "adapter", "run", "decision", "result", "by", "metrics (overall)"], table))
 
 
 # --- demo -------------------------------------------------------------------------------

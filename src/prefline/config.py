@@ -169,3 +169,18 @@ def parse(data: Any, model: type[M], where: str) -> M:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
         raise PreflineError(f"{where}: {problems}") from exc
+
+
+class SurfaceConfig(_Strict):
+    """One product surface (chat, code, voice, ...): what a release on it is evaluated and gated with."""
+
+    suite: str = Field(description="Suite a release on this surface is evaluated on: a shipped name or a suite folder (relative to the surfaces file).")
+    policy: str = Field("default", description="Gate policy for promotions on this surface: a shipped name or a YAML file (relative to the surfaces file).")
+    model: str | None = Field(None, description="Base model for `base` releases (default: the live adapter's base, else the embedded default).")
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig, description="Generation settings for the surface's evaluations.")
+
+
+class SurfacesFile(_Strict):
+    """``surfaces.yaml``: every surface a release can go to, by name."""
+
+    surfaces: dict[str, SurfaceConfig] = Field(description="Surface name -> its suite, policy, model and decoding.")

@@ -259,6 +259,41 @@ def _m007_dataset_lineage(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m008_releases(conn: Connection) -> None:
+    """Releases per product surface, append-only: one row per promotion, rollback or reference pin.
+
+    Each row is the surface's whole state after it: the live adapter (``adapter_id`` NULL and
+    ``adapter_name`` ``base`` for the base model), the eval run recorded for it on the surface's
+    suite, the gate decision that allowed it, and the surface's reference run (the drift
+    budget's anchor). ``seq`` numbers a surface's rows 1, 2, ...; a writer takes the next number
+    after the row it decided against, so of two promotions racing on one surface the unique
+    ``(surface, seq)`` lets only one in."""
+    md = sa.MetaData()
+    md.reflect(conn, only=["adapters", "eval_runs", "gate_decisions"])
+    sa.Table(
+        "releases", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("surface", sa.String(100), nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("action", sa.String(20), nullable=False),  # promote, rollback, pin
+        sa.Column("adapter_id", sa.Integer, sa.ForeignKey("adapters.id")),
+        sa.Column("adapter_name", sa.String(200), nullable=False),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("eval_runs.id"), nullable=False),
+        sa.Column("decision_id", sa.Integer, sa.ForeignKey("gate_decisions.id")),
+        sa.Column("reference_run_id", sa.Integer, sa.ForeignKey("eval_runs.id"), nullable=False),
+        sa.Column("suite_name", sa.String(200), nullable=False),
+        sa.Column("suite_hash", sa.String(64), nullable=False),
+        sa.Column("policy", sa.String(200), nullable=False),
+        sa.Column("forced", sa.Boolean, nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("actor", sa.String(200)),
+        sa.Column("outcome", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("surface", "seq", name="uq_release_surface_seq"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_suites_and_generation_cache", _m002_suites_and_generation_cache),
@@ -267,6 +302,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m005_train_probes", _m005_train_probes),
     ("m006_dataset_signals", _m006_dataset_signals),
     ("m007_dataset_lineage", _m007_dataset_lineage),
+    ("m008_releases", _m008_releases),
 ]
 
 
@@ -511,3 +547,40 @@ class Ledger:
     def gate_decisions(self) -> list[dict[str, Any]]:
         t = self.t["gate_decisions"]
         return self._rows(sa.select(t).order_by(t.c.id))
+
+    # -- releases (append-only: rows are added, never changed)
+    def add_release(self, **values: Any) -> int:
+        """Append a release row; ``seq`` must be one past the surface's latest row when the caller read it.
+
+        If another writer appended that number first (a promotion racing this one), nothing is
+        written and the error says so: the caller's decision was made against a state that is gone.
+        """
+        try:
+            return self._insert("releases", created_at=_now(), **values)
+        except sa.exc.IntegrityError as exc:
+            latest = self.latest_release(values["surface"])
+            if latest is not None and latest["seq"] >= values["seq"]:
+                raise PreflineError(
+                    f"surface {values['surface']!r} changed while this release was decided: release {latest['id']} "
+                    f"({latest['action']} of {latest['adapter_name']}) was recorded first; nothing was recorded, run again"
+                ) from exc
+            raise
+
+    def releases(self, surface: str | None = None) -> list[dict[str, Any]]:
+        t = self.t["releases"]
+        query = sa.select(t).order_by(t.c.surface, t.c.seq)
+        if surface is not None:
+            query = query.where(t.c.surface == surface)
+        return self._rows(query)
+
+    def latest_release(self, surface: str) -> dict[str, Any] | None:
+        t = self.t["releases"]
+        return self._one(sa.select(t).where(t.c.surface == surface).order_by(t.c.seq.desc()).limit(1))
+
+    def get_release(self, release_id: int) -> dict[str, Any] | None:
+        t = self.t["releases"]
+        return self._one(sa.select(t).where(t.c.id == release_id))
+
+    def get_gate_decision(self, decision_id: int) -> dict[str, Any] | None:
+        t = self.t["gate_decisions"]
+        return self._one(sa.select(t).where(t.c.id == decision_id))
