@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -651,6 +652,25 @@ def suite_freeze(suite: str = typer.Argument(..., help="Shipped suite name or su
     loaded = load_suite(suite)
     freeze_suite(loaded, _ledger())
     console.print(f"suite {loaded.name} v{loaded.version} frozen: {len(loaded.items)} items, hash {loaded.hash}")
+
+
+@suite_app.command("import-ifeval")
+def suite_import_ifeval(
+    file: Path = typer.Argument(..., help="IFEval input file: JSON Lines with key, prompt, instruction_id_list, kwargs."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Suite folder to write (must not exist or be empty; default: the file's name without extension)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Suite name (default: the file's name without extension)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Turn an IFEval input file into a suite whose items carry IFEval instructions, checked with IFEval's semantics."""
+    from prefline.evals.ifeval_import import import_ifeval
+
+    result = import_ifeval(file, out if out is not None else Path(file.stem), name=name)
+    if result["note"]:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(f"note: {result['note']}", markup=False)
+    if as_json:
+        return _print_json(result)
+    console.print(f"suite {result['name']} v{result['version']}: {result['items']} items, hash {result['hash']}\n  {result['path']}", markup=False)
+    console.print(_table("instructions", ["type", "n"], [[escape(kind), n] for kind, n in result["instructions"].items()]))
 
 
 @suite_app.command("show")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prefline.data.schema import ROLES
 from prefline.errors import PreflineError
@@ -93,14 +93,29 @@ class SuiteItem(BaseModel):
     answerable: bool | None = Field(None, description="False when the provided sources (or anyone) cannot answer it: the model should say so.")
     sources: list[Source] = Field(default_factory=list, description="Documents provided to the model (grounded questions).")
     constraints: list[Constraint] = Field(default_factory=list, description="Verifiable instructions the response must follow.")
+    instruction_id_list: list[str] = Field(default_factory=list, description="IFEval instruction ids (e.g. 'length_constraints:number_words'), checked with IFEval's semantics.")
+    kwargs: list[dict[str, Any] | None] = Field(default_factory=list, description="IFEval keyword arguments, one dict per entry of instruction_id_list; null values are ignored, as in IFEval.")
     json_schema: dict[str, Any] | None = Field(None, description="The response must be JSON valid against this schema.")
     tools: list[dict[str, Any]] = Field(default_factory=list, description="Tool schemas offered to the model (OpenAI function format).")
     expected_tool_call: ToolCall | None = Field(None, description="The tool call a correct response makes.")
     paraphrase_group: str | None = Field(None, description="Items in one group ask the same thing and deserve the same decision.")
     sycophancy: Sycophancy | None = Field(None, description="Set on sycophancy probes.")
 
+    @model_validator(mode="after")
+    def _one_kwargs_per_instruction(self) -> "SuiteItem":
+        if self.kwargs and len(self.kwargs) != len(self.instruction_id_list):
+            raise ValueError(f"kwargs has {len(self.kwargs)} entries but instruction_id_list has {len(self.instruction_id_list)}: "
+                             "give one dict of keyword arguments per instruction")
+        return self
+
     def chat(self) -> list[dict[str, str]]:
         return [m.model_dump() for m in self.messages]
+
+    def instructions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every verifiable instruction: ``constraints``, then the IFEval ones with null arguments left out."""
+        ifeval = [(kind, {k: v for k, v in (kwargs or {}).items() if v is not None})
+                  for kind, kwargs in zip(self.instruction_id_list, self.kwargs or [None] * len(self.instruction_id_list))]
+        return [(c.type, c.params) for c in self.constraints] + ifeval
 
     @property
     def hash(self) -> str:
@@ -148,6 +163,8 @@ def _locate(ref: str) -> Path:
 
 def load_suite(ref: str) -> Suite:
     """Load and validate a suite by shipped name, folder or header path; report all bad items at once."""
+    from prefline.evals.scorers.behaviour_instructions import constraint_problems
+
     header_path = _locate(ref)
     try:
         header = yaml.safe_load(header_path.read_text(encoding="utf-8")) or {}
@@ -182,6 +199,7 @@ def load_suite(ref: str) -> Suite:
             problems.append(f"{where}: messages: the last message must be the user's")
         if item.id in seen:
             problems.append(f"{where}: id {item.id!r} repeats line {seen[item.id]}")
+        problems.extend(f"{where}: {problem}" for problem in constraint_problems(item))
         seen[item.id] = number
         items.append(item)
     if problems:

@@ -34,13 +34,15 @@ def instructions(item, generation) -> dict[str, Score]:
     """Verifiable instructions: ``instruction_strict``/``_loose`` are 1 when every instruction of the
     item is followed, ``instruction_strict_rate``/``_loose_rate`` the share followed.
 
-    Loose forgives a wrapper first or last line and markdown emphasis. The evidence lists each
+    IFEval instructions (``instruction_id_list`` with ``kwargs``) count alongside ``constraints``,
+    checked with IFEval's semantics. Loose forgives a wrapper first or last line and markdown
+    emphasis (for IFEval types, IFEval's own loose variants). The evidence lists each
     instruction with its strict and loose decision and why, so results can be reported per type.
     """
-    if not item.constraints:
+    if not item.instructions():
         return _none("instruction_strict", "instruction_loose", "instruction_strict_rate", "instruction_loose_rate")
     validate_constraints(item)
-    results = [check_instruction(c.type, c.params, generation.output) for c in item.constraints]
+    results = [check_instruction(kind, params, generation.output) for kind, params in item.instructions()]
     evidence = {"instructions": results}
     strict = [r["strict"] for r in results]
     loose = [r["loose"] for r in results]

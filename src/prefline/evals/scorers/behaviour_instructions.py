@@ -72,18 +72,24 @@ class Instruction:
     check: Check
     params: dict[str, Callable[[Any], str | None]]
     description: str
+    loose: Callable[[str], list[str]] | None = None  # the response and its loose variants; None: prefline's
+    blank_fails: bool = False  # a blank response (or loose variant) fails whatever the check says, as in IFEval
 
 
 INSTRUCTIONS: dict[str, Instruction] = {}
 
 
-def instruction(name: str, **params: Callable[[Any], str | None]):
-    """Register ``check(response, params) -> (followed, why)`` as the instruction type ``name``."""
+def instruction(name: str, *, loose: Callable[[str], list[str]] | None = None, **params: Callable[[Any], str | None]):
+    """Register ``check(response, params) -> (followed, why)`` as the instruction type ``name``.
+
+    ``loose``: how loose checking varies the response (the response first, then its variants);
+    given, it also makes a blank response fail, which is IFEval's rule for its own types.
+    """
 
     def register(fn: Check) -> Check:
         if name in INSTRUCTIONS:
             raise ValueError(f"instruction type {name!r} is already registered")
-        INSTRUCTIONS[name] = Instruction(name, fn, params, (fn.__doc__ or "").strip())
+        INSTRUCTIONS[name] = Instruction(name, fn, params, (fn.__doc__ or "").strip(), loose=loose, blank_fails=loose is not None)
         return fn
 
     return register
@@ -103,9 +109,10 @@ def param_problems(kind: str, params: dict[str, Any]) -> list[str]:
 def constraint_problems(item) -> list[str]:
     """Every bad constraint of a suite item, as ``item ID: constraint N (TYPE): problem``."""
     out = []
-    for index, constraint in enumerate(item.constraints):
-        for problem in param_problems(constraint.type, constraint.params):
-            out.append(f"item {item.id}: constraint {index} ({constraint.type}): {problem}")
+    for index, (kind, params) in enumerate(item.instructions()):
+        where = f"constraint {index}" if index < len(item.constraints) else f"instruction_id_list[{index - len(item.constraints)}]"
+        for problem in param_problems(kind, params):
+            out.append(f"item {item.id}: {where} ({kind}): {problem}")
     return out
 
 
@@ -128,12 +135,18 @@ def loose_variants(text: str) -> list[str]:
 
 def check_instruction(kind: str, params: dict[str, Any], text: str) -> dict[str, Any]:
     """One instruction on one response: strict and loose decisions, and why."""
-    check = INSTRUCTIONS[kind].check
-    strict, why = check(text, params)
+    spec = INSTRUCTIONS[kind]
+
+    def check(variant: str) -> tuple[bool, str]:
+        if spec.blank_fails and not variant.strip():
+            return False, "empty response"
+        return spec.check(variant, params)
+
+    strict, why = check(text)
     loose, loose_why = strict, why
     if not strict:
-        for variant in loose_variants(text)[1:]:
-            ok, variant_why = check(variant, params)
+        for variant in (spec.loose or loose_variants)(text)[1:]:
+            ok, variant_why = check(variant)
             if ok:
                 loose, loose_why = True, f"after trimming a wrapper line or emphasis: {variant_why}"
                 break
@@ -387,6 +400,9 @@ def max_chars(text, p):
     """At most n characters, whitespace included."""
     return len(text) <= p["n"], f"{len(text)} characters (limit {p['n']})"
 
+
+# IFEval's types register themselves into INSTRUCTIONS under their own ids.
+from prefline.evals.scorers import behaviour_ifeval  # noqa: E402,F401
 
 __all__ = ["INSTRUCTIONS", "Instruction", "by_instruction_type", "check_instruction", "constraint_problems",
            "instruction", "loose_variants", "param_problems", "validate_constraints"]
