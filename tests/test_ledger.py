@@ -21,7 +21,7 @@ EXPECTED_COLUMNS = {
     "train_steps": {"adapter_id", "step", "metrics", "created_at"},
     "train_probes": {"adapter_id", "step", "metrics", "outputs", "created_at"},
     "eval_runs": {"id", "status", "suite_name", "suite_hash", "model", "model_hash", "adapter_id", "adapter_hash",
-                  "backend", "decoding", "seed", "scorers", "versions", "summary", "created_at", "finished_at", "replay_of"},
+                  "backend", "decoding", "seed", "scorers", "versions", "summary", "created_at", "finished_at", "replay_of", "error"},
     "generations": {"run_id", "item_id", "item_hash", "slices", "messages", "output", "input_tokens",
                     "output_tokens", "latency_s", "finish_reason", "cache_key", "ttft_s"},
     "suites": {"hash", "name", "version", "items", "path", "frozen", "created_at"},

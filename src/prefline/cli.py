@@ -19,14 +19,42 @@ from prefline.errors import PreflineError
 EXIT_USAGE = 2
 
 
+EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
+
+
+def _error_line(message: str) -> None:
+    """One line on stderr: a message that spans lines (a parser's caret diagram) is joined into one."""
+    from prefline.report.text import plain
+
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    Console(stderr=True, soft_wrap=True, highlight=False).print(f"error: {plain(text)}", markup=False)
+
+
 class _Group(TyperGroup):
-    """Turns a PreflineError anywhere below into one line on stderr and exit code 2."""
+    """Turns an error the user caused anywhere below into one line on stderr and exit code 2.
+
+    A PreflineError is the usual one. A file the user named that cannot be read (a folder, no
+    permission, gone meanwhile) and input nested too deeply to process are user-caused too, and
+    get the same treatment; Ctrl-C and SIGTERM stop the command with exit code 130 after the
+    library has cleaned up (a partial dataset version removed, an eval run marked failed).
+    """
 
     def invoke(self, ctx):  # noqa: ANN001
         try:
             return super().invoke(ctx)
         except PreflineError as exc:
-            Console(stderr=True, soft_wrap=True, highlight=False).print(f"error: {exc}", markup=False)
+            _error_line(str(exc))
+            raise typer.Exit(EXIT_USAGE) from None
+        except KeyboardInterrupt:
+            _error_line("interrupted; nothing half-written was kept (`prefline doctor` checks the ledger against the files)")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except RecursionError:
+            _error_line("the input is nested too deeply to process")
+            raise typer.Exit(EXIT_USAGE) from None
+        except OSError as exc:
+            if exc.filename is None or isinstance(exc, BrokenPipeError):
+                raise
+            _error_line(f"{exc.filename}: {exc.strerror or exc}")
             raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -52,6 +80,12 @@ console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isat
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 
+def _s(value: Any) -> str:
+    from prefline.report.text import safe
+
+    return safe(value)
+
+
 def _ledger():
     from prefline.ledger import Ledger
 
@@ -73,16 +107,23 @@ def _quiet() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def _plain(value: Any) -> str:
+    from prefline.report.text import plain
+
+    return plain(value)
+
+
 def _print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    """A table whose title and cells are shown as given: user strings in them are never read as markup."""
+    table = Table(title=_s(title), title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(_s(column))
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*["" if v is None else _s(v) for v in row])
     return table
 
 
@@ -116,21 +157,21 @@ def data_ingest(
 def _print_ingest(result) -> None:  # noqa: ANN001
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     for problem in result.problems[:50]:
-        err.print(problem, markup=False)
+        err.print(_plain(problem), markup=False)
     if len(result.problems) > 50:
-        err.print(f"... and {len(result.problems) - 50} more in {result.rejects_path}", markup=False)
+        err.print(_plain(f"... and {len(result.problems) - 50} more in {result.rejects_path}"), markup=False)
     counts = (f"  read {result.n_read} = accepted {result.n_accepted} + rejected {result.n_rejected}"
               f" + duplicates {result.n_duplicates} + excluded {result.n_excluded}")
-    lines = [f"dataset [bold]{result.name}@{result.version}[/bold] (id {result.dataset_id}, hash {result.content_hash[:12]})", counts]
+    lines = [f"dataset [bold]{_s(result.name)}@{result.version}[/bold] (id {result.dataset_id}, hash {result.content_hash[:12]})", counts]
     if result.excluded:
-        lines.append("  excluded: " + ", ".join(f"{category} {n}" for category, n in result.excluded.items()))
+        lines.append("  excluded: " + ", ".join(f"{_s(category)} {n}" for category, n in result.excluded.items()))
     if result.signal != "pairs" or result.consensus != "none":
         lines.append(f"  pairs {result.n_pairs} ({result.signal} signals, consensus {result.consensus})")
     if result.stats:
-        lines.append("  counts: " + ", ".join(f"{key} {n}" for key, n in result.stats.items()))
-    lines.append(f"  pairs:   {result.path}\n  rejects: {result.rejects_path}")
+        lines.append("  counts: " + ", ".join(f"{_s(key)} {n}" for key, n in result.stats.items()))
+    lines.append(f"  pairs:   {_s(result.path)}\n  rejects: {_s(result.rejects_path)}")
     if result.audit_path:
-        lines.append(f"  audit:   {result.audit_path}")
+        lines.append(f"  audit:   {_s(result.audit_path)}")
     console.print("\n".join(lines))
 
 
@@ -181,7 +222,7 @@ def data_review_export(
     summary = export_review(dataset, out, _ledger(), min_disagreement)
     if as_json:
         return _print_json(summary)
-    console.print(f"{summary['n_items']} pair(s) of {summary['dataset']} to review: {summary['path']}")
+    console.print(f"{summary['n_items']} pair(s) of {_s(summary['dataset'])} to review: {_s(summary['path'])}")
 
 
 @review_app.command("import")
@@ -243,12 +284,12 @@ def data_report(
         return _print_json(report)
     _print_data_report(report)
     if html:
-        console.print(f"html: {html}")
+        console.print(f"html: {_s(html)}")
 
 
 def _print_data_report(r: dict[str, Any]) -> None:
     d, cov, bias, neg, dup, con = r["dataset"], r["coverage"], r["bias"], r["negatives"], r["duplicates"], r["contamination"]
-    console.print(f"[bold]{d['name']}@{d['version']}[/bold]: {d['pairs']} pairs (hash {d['content_hash'][:12]})")
+    console.print(f"[bold]{_s(d['name'])}@{d['version']}[/bold]: {d['pairs']} pairs (hash {d['content_hash'][:12]})")
     targets = {(t["key"], t["value"]): t for t in cov["targets"]}
     rows = []
     for key, values in cov["keys"].items():
@@ -262,7 +303,7 @@ def _print_data_report(r: dict[str, Any]) -> None:
              for t in cov["targets"] if t["value"] not in cov["keys"].get(t["key"], {})]
     console.print(_table("coverage", ["slice", "value", "pairs", "share", "target share", "min pairs", "shortfall"], rows))
     if cov["missing_keys"]:
-        console.print("  not tagged: " + ", ".join(cov["missing_keys"]))
+        console.print("  not tagged: " + _s(", ".join(cov["missing_keys"])))
     markers = [m for m in ("refuses", "hedges", "cites") if f"chosen_{m}" in bias["overall"]]
     columns = ["group", "pairs", "chosen longer", "length ratio"] + [f"{m} (chosen/rejected)" for m in markers]
     groups = [("overall", bias["overall"])] + [(f"source={k}", v) for k, v in bias["by_source"].items()] + list(bias["by_slice"].items())
@@ -271,28 +312,28 @@ def _print_data_report(r: dict[str, Any]) -> None:
         [f"{_pct(s.get(f'chosen_{m}'))} / {_pct(s.get(f'rejected_{m}'))}" for m in markers] for label, s in groups]))
     missing = [name for name, origin in bias["detectors"].items() if origin is None]
     if missing:
-        console.print("  detectors not installed: " + ", ".join(missing))
+        console.print("  detectors not installed: " + _s(", ".join(missing)))
     if bias.get("position"):
         p = bias["position"]
         console.print(f"  judge position: first-shown response picked in {_pct(p['first_share'])} of {p['judgements']} judgements")
     for warning in bias["warnings"]:
-        console.print(f"[yellow]warning[/yellow]: {warning}", markup=True, highlight=False)
+        console.print(f"[yellow]warning[/yellow]: {_s(warning)}", markup=True, highlight=False)
     flags = ", ".join(f"{k} {v}" for k, v in neg["flags"].items())
     console.print(f"negatives: {flags}; teach nothing: {neg['teach_nothing']} ({_pct(neg['teach_nothing_share'])})")
     close = neg.get("close_calls")
     if close:
-        console.print(f"  close calls ({close['model']}, {close['pairs_scored']} pairs): close {close['close']}, "
+        console.print(f"  close calls ({_s(close['model'])}, {close['pairs_scored']} pairs): close {close['close']}, "
                       f"already separated {close['separated']}, reversed {close['reversed']}, mean margin {close['mean_margin']} nats/token")
     console.print(f"duplicates: exact {dup['exact']['redundant_pairs']} redundant pairs in {dup['exact']['groups']} groups; "
                   f"near {dup['near']['redundant_pairs']} in {dup['near']['groups']} groups")
-    suites = ", ".join(f"{s['suite']}@{s['version']}" for s in con["suites"]) or "no frozen suites in the ledger"
+    suites = _s(", ".join(f"{s['suite']}@{s['version']}" for s in con["suites"]) or "no frozen suites in the ledger")
     console.print(f"contamination ({suites}): {con['contaminated_pairs']} pairs match {con['contaminated_items']} items")
     if con["items"]:
         console.print(_table("contaminated items", ["suite", "item", "pairs", "n-gram overlap", "jaccard", "prompt"],
                              [[f"{i['suite']}@{i['version']}", i["item_id"], i["pairs"], i["max_ngram_overlap"], i["max_jaccard"],
                                i["prompt"][:60]] for i in con["items"]]))
     if r.get("lineage") and r["lineage"]["parents"]:
-        console.print("lineage: " + "; ".join(f"{p['relation']} of {p['dataset']} (changed {_pct(p['changed_share'])}"
+        console.print("lineage: " + "; ".join(f"{p['relation']} of {_s(p['dataset'])} (changed {_pct(p['changed_share'])}"
                                               f"{', major' if p['major_change'] else ''})" for p in r["lineage"]["parents"]))
 
 
@@ -338,10 +379,10 @@ def data_mix(
 
 def _print_version(result: dict[str, Any], what: str) -> None:
     d = result["dataset"]
-    console.print(f"dataset [bold]{d['name']}@{d['version']}[/bold] (id {d['id']}, hash {d['content_hash'][:12]}): {d['pairs']} pairs; {what}")
+    console.print(f"dataset [bold]{_s(d['name'])}@{d['version']}[/bold] (id {d['id']}, hash {d['content_hash'][:12]}): {d['pairs']} pairs; {_s(what)}")
     for p in result["parents"]:
-        console.print(f"  parent {p['dataset']} ({p['relation']}): changed {_pct(p['changed_share'])}{', MAJOR change' if p['major_change'] else ''}")
-    console.print(f"  pairs: {d['path']}")
+        console.print(f"  parent {_s(p['dataset'])} ({p['relation']}): changed {_pct(p['changed_share'])}{', MAJOR change' if p['major_change'] else ''}")
+    console.print(f"  pairs: {_s(d['path'])}")
 
 
 @data_app.command("diff")
@@ -369,7 +410,7 @@ def data_diff(
     if as_json:
         return _print_json(change)
     o, n = change["old"], change["new"]
-    console.print(f"{o['name']}@{o['version']} ({o['pairs']}) -> {n['name']}@{n['version']} ({n['pairs']}): "
+    console.print(f"{_s(o['name'])}@{o['version']} ({o['pairs']}) -> {_s(n['name'])}@{n['version']} ({n['pairs']}): "
                   f"+{change['added']} -{change['removed']} ={change['kept']}; changed {_pct(change['changed_share'])}"
                   f"{' (MAJOR change, > ' + _pct(change['major_share']) + ')' if change['major_change'] else ''}")
     for title, key in (("per source", "by_source"), ("per slice", "by_slice")):
@@ -449,11 +490,11 @@ def _print_adapter(adapter: dict[str, Any]) -> None:
     # each method logs its own quantities (DPO reward margins, reward-model accuracy, SFT token accuracy)
     shown = ", ".join(f"{key} {last[key]:.4g}" for key in ("loss", "rewards/accuracies", "rewards/margins", "accuracy", "margin", "mean_token_accuracy") if key in last)
     console.print(
-        f"adapter [bold]{adapter['name']}[/bold] (id {adapter['id']}, {adapter['method']}, status {adapter['status']})\n"
-        f"  base model: {adapter['base_model']} ({adapter['base_model_hash'][:12]})\n"
+        f"adapter [bold]{_s(adapter['name'])}[/bold] (id {adapter['id']}, {adapter['method']}, status {adapter['status']})\n"
+        f"  base model: {_s(adapter['base_model'])} ({adapter['base_model_hash'][:12]})\n"
         f"  dataset id {adapter['dataset_id']} ({adapter['dataset_hash'][:12]}), seed {adapter['seed']}\n"
         f"  steps {metrics.get('steps')}, {metrics.get('runtime_s')} s; last step: {shown or 'no metrics'}\n"
-        f"  files: {adapter['path']} (hash {(adapter['adapter_hash'] or '')[:12]})"
+        f"  files: {_s(adapter['path'])} (hash {(adapter['adapter_hash'] or '')[:12]})"
     )
     if metrics.get("stopped_early"):
         console.print(f"  stopped early at step {metrics['stopped_early']['step']}: {metrics['stopped_early']['reason']}", markup=False)
@@ -484,7 +525,7 @@ def adapters_show(name: str = typer.Argument(..., help="Adapter name or id."), a
     if as_json:
         return _print_json({**adapter, "steps": steps, "probes": taken})
     _print_adapter(adapter)
-    console.print(f"  config: {json.dumps(adapter['config'])}\n  versions: {json.dumps(adapter['versions'])}")
+    console.print(_s(f"  config: {json.dumps(adapter['config'])}\n  versions: {json.dumps(adapter['versions'])}"))
     keys = ["loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected", "tokens_per_s"]
     console.print(_table("steps", ["step", *keys], [[s["step"], *[f"{s['metrics'].get(k, float('nan')):.4g}" for k in keys]] for s in steps]))
     if taken:
@@ -503,7 +544,7 @@ def adapters_export(
     from prefline.train.export import export_adapter
 
     path = export_adapter(_ledger(), name, out, merge=merge)
-    console.print(f"adapter {name} exported to {path} ({'merged full model' if merge else 'PEFT adapter folder'})")
+    console.print(f"adapter {_s(name)} exported to {_s(path)} ({'merged full model' if merge else 'PEFT adapter folder'})")
 
 
 # --- eval -------------------------------------------------------------------------------
@@ -557,7 +598,9 @@ def eval_cmd(
 def _print_run(run: dict[str, Any]) -> None:
     adapter = f" + adapter {run['adapter_id']}" if run["adapter_id"] else ""
     adapter += f", replay of run {run['replay_of']}" if run.get("replay_of") else ""
-    console.print(f"run [bold]{run['id']}[/bold]: suite {run['suite_name']} ({run['suite_hash'][:12]}), model {run['model']}{adapter}, status {run['status']}")
+    console.print(f"run [bold]{run['id']}[/bold]: suite {_s(run['suite_name'])} ({run['suite_hash'][:12]}), model {_s(run['model'])}{adapter}, status {run['status']}")
+    if run.get("error"):
+        console.print(f"  stopped: {_plain(run['error'])}", markup=False)
     summary = run.get("summary") or {}
     rows = [[metric, s["n"], f"{s['mean']:.3f}", f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"]
             for metric, by_slice in summary.items() for name, s in by_slice.items() if name == "overall"]
@@ -587,7 +630,7 @@ def runs_export(
         typer.echo(document)
     else:
         out.write_text(document + "\n", encoding="utf-8")
-        console.print(f"run {run} written to {out}")
+        console.print(f"run {_s(run)} written to {_s(out)}")
 
 
 @runs_app.command("show")
@@ -616,9 +659,9 @@ def runs_show(
             if s["value"] is not None:
                 by_item.setdefault(s["item_id"], []).append(f"{s['metric']}={s['value']:g}")
         for g in gens:
-            console.print(f"[bold]{g['item_id']}[/bold] {json.dumps(g['slices'])}  {' '.join(by_item.get(g['item_id'], []))}")
-            console.print(f"  > {g['messages'][-1]['content']}", markup=False)
-            console.print(f"  < {g['output']}", markup=False)
+            console.print(f"[bold]{_s(g['item_id'])}[/bold] {_s(json.dumps(g['slices'], ensure_ascii=False))}  {_s(' '.join(by_item.get(g['item_id'], [])))}")
+            console.print(_plain(f"  > {g['messages'][-1]['content']}"), markup=False)
+            console.print(_plain(f"  < {g['output']}"), markup=False)
 
 
 # --- suites -----------------------------------------------------------------------------
@@ -641,7 +684,7 @@ def suite_validate(suite: str = typer.Argument(..., help="Shipped suite name, su
     from prefline.evals.suite import load_suite
 
     loaded = load_suite(suite)
-    console.print(f"suite {loaded.name} v{loaded.version}: {len(loaded.items)} items valid, hash {loaded.hash}")
+    console.print(f"suite {_s(loaded.name)} v{loaded.version}: {len(loaded.items)} items valid, hash {loaded.hash}")
 
 
 @suite_app.command("freeze")
@@ -651,7 +694,7 @@ def suite_freeze(suite: str = typer.Argument(..., help="Shipped suite name or su
 
     loaded = load_suite(suite)
     freeze_suite(loaded, _ledger())
-    console.print(f"suite {loaded.name} v{loaded.version} frozen: {len(loaded.items)} items, hash {loaded.hash}")
+    console.print(f"suite {_s(loaded.name)} v{loaded.version} frozen: {len(loaded.items)} items, hash {loaded.hash}")
 
 
 @suite_app.command("import-ifeval")
@@ -685,9 +728,9 @@ def suite_show(suite: str = typer.Argument(..., help="Shipped suite name or suit
     if as_json:
         return _print_json(summary)
     frozen = "frozen" if summary["frozen"] else "not frozen"
-    console.print(f"suite [bold]{summary['name']}[/bold] v{summary['version']} ({frozen}): {summary['items']} items, hash {summary['hash']}\n  {summary['path']}")
+    console.print(f"suite [bold]{_s(summary['name'])}[/bold] v{summary['version']} ({frozen}): {summary['items']} items, hash {summary['hash']}\n  {_s(summary['path'])}")
     for key, counts in summary["slices"].items():
-        console.print(f"  {key}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
+        console.print(_s(f"  {key}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))))
 
 
 # --- preference layer -------------------------------------------------------------------
@@ -962,5 +1005,12 @@ def demo_cmd(
     run_demo(_ledger(), console, model_spec=model, max_steps=max_steps, suite_name=suite)
 
 
+def _terminate(signum, frame) -> None:  # noqa: ANN001
+    raise KeyboardInterrupt  # SIGTERM behaves like Ctrl-C: the same clean-up, the same exit
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -10,7 +10,8 @@ Schema changes are new migrations appended to ``MIGRATIONS``, never edits to old
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +22,10 @@ from prefline.errors import PreflineError
 from prefline.home import prefline_home
 
 SCHEMA_VERSION_TABLE = "schema_migrations"
+
+
+class VersionTaken(PreflineError):
+    """Another process recorded this dataset name and version first (the caller takes the next number)."""
 
 
 def _now() -> datetime:
@@ -294,6 +299,14 @@ def _m008_releases(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m009_run_errors(conn: Connection) -> None:
+    """Why an eval run stopped: ``error`` holds the reason of a run marked ``failed`` (an unreachable server,
+    a scorer error, an interrupt), NULL for a run that finished or is still running."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("eval_runs")}
+    if "error" not in columns:
+        conn.execute(sa.text("ALTER TABLE eval_runs ADD COLUMN error TEXT"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_suites_and_generation_cache", _m002_suites_and_generation_cache),
@@ -303,19 +316,29 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m006_dataset_signals", _m006_dataset_signals),
     ("m007_dataset_lineage", _m007_dataset_lineage),
     ("m008_releases", _m008_releases),
+    ("m009_run_errors", _m009_run_errors),
 ]
 
 
 def migrate(engine: Engine) -> list[str]:
-    """Apply the migrations this database has not seen, in order; return their names."""
+    """Apply the migrations this database has not seen, in order; return their names.
+
+    Safe to race: several processes opening a fresh ledger at once take turns (a lock file beside a
+    SQLite database, an advisory lock on PostgreSQL); one applies the migrations, the others then
+    find them applied. A ledger already up to date takes no lock.
+    """
     md = sa.MetaData()
     record = sa.Table(
         SCHEMA_VERSION_TABLE, md,
         sa.Column("name", sa.String(100), primary_key=True),
         sa.Column("applied_at", sa.DateTime, nullable=False),
     )
+    if not _pending(engine, record):
+        return []
     applied: list[str] = []
-    with engine.begin() as conn:
+    with _migration_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         md.create_all(conn)
         done = {row.name for row in conn.execute(sa.select(record.c.name))}
         for name, step in MIGRATIONS:
@@ -325,6 +348,31 @@ def migrate(engine: Engine) -> list[str]:
             conn.execute(record.insert().values(name=name, applied_at=_now()))
             applied.append(name)
     return applied
+
+
+_PG_MIGRATION_LOCK = 0x70726566  # "pref": the advisory lock key that serialises migrations on PostgreSQL
+
+
+def _pending(engine: Engine, record: sa.Table) -> bool:
+    """Whether any migration is not yet recorded (read without a lock)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(SCHEMA_VERSION_TABLE):
+            return True
+        done = {row.name for row in conn.execute(sa.select(record.c.name))}
+    return any(name not in done for name, _ in MIGRATIONS)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """A lock file beside a SQLite database file; other databases lock inside the transaction."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{database}.migrate.lock", timeout=120):
+        yield
 
 
 # --- the ledger ---------------------------------------------------------------------------
@@ -395,7 +443,14 @@ class Ledger:
         return (current["v"] or 0) + 1 if current else 1
 
     def add_dataset(self, **values: Any) -> int:
-        return self._insert("datasets", created_at=_now(), **values)
+        """Record a dataset version; :class:`VersionTaken` when another process recorded that number first."""
+        try:
+            return self._insert("datasets", created_at=_now(), **values)
+        except sa.exc.IntegrityError as exc:
+            t = self.t["datasets"]
+            if self._one(sa.select(t.c.id).where(t.c.name == values["name"], t.c.version == values["version"])) is not None:
+                raise VersionTaken(f"dataset {values['name']}@{values['version']} was recorded by another process") from exc
+            raise
 
     def get_dataset(self, ref: str) -> dict[str, Any]:
         """A dataset by ``name`` (latest version), ``name@version`` or numeric id."""
@@ -458,6 +513,10 @@ class Ledger:
 
     def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
         self._update("eval_runs", run_id, status="done", summary=summary, finished_at=_now())
+
+    def fail_run(self, run_id: int, reason: str) -> None:
+        """Mark a run that stopped with an error (or an interrupt) ``failed``, with the reason."""
+        self._update("eval_runs", run_id, status="failed", error=reason[:2000], finished_at=_now())
 
     def get_run(self, run_id: int | str) -> dict[str, Any]:
         t = self.t["eval_runs"]

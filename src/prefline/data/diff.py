@@ -16,7 +16,10 @@ it is asked for (``lineage``), since ingest itself does not compute diffs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -255,7 +258,7 @@ def write_version(table: pa.Table, name: str, ledger, parents: list[tuple[dict[s
     """
     import pyarrow.parquet as pq
 
-    from prefline.data.ingest import check_name
+    from prefline.data.ingest import check_name, move_orphan_aside, version_lock
     from prefline.data.schema import SCHEMA_VERSION
     from prefline.hashing import content_hash
     from prefline.home import home_dir
@@ -264,47 +267,45 @@ def write_version(table: pa.Table, name: str, ledger, parents: list[tuple[dict[s
     if table.num_rows == 0:
         raise PreflineError(f"dataset {name}: no pairs left to store")
     rejects = rejects or []
-    previous = _previous(ledger, {"name": name, "version": ledger.next_dataset_version(name)})
-    version = ledger.next_dataset_version(name)
-    final = home_dir("datasets", name) / f"v{version}"
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        pq.write_table(table, tmp / "pairs.parquet", row_group_size=WRITE_ROWS)
-        with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as handle:
-            for reject in rejects:
-                handle.write(json.dumps(reject, ensure_ascii=False) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with version_lock(name):  # the number, the folder and the ledger row, as one step against other writers
+        previous = _previous(ledger, {"name": name, "version": ledger.next_dataset_version(name)})
+        version = ledger.next_dataset_version(name)
+        final = home_dir("datasets", name) / f"v{version}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".ingest-{os.getpid()}-", suffix=".partial", dir=final.parent))
+        try:
+            pq.write_table(table, tmp / "pairs.parquet", row_group_size=WRITE_ROWS)
+            with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as handle:
+                for reject in rejects:
+                    handle.write(json.dumps(reject, ensure_ascii=False) + "\n")
+            move_orphan_aside(final)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
-    ids = table.column("id").to_pylist()
-    weights = table.column("weight").to_pylist() if "weight" in table.column_names else [1.0] * len(ids)
-    kinds = [r.get("kind") for r in rejects]
-    values = {
-        "name": name, "version": version, "content_hash": content_hash({"schema_version": SCHEMA_VERSION, "pairs": ids, "weights": weights}),
-        "path": str(final / "pairs.parquet"), "rejects_path": str(final / "rejects.jsonl"),
-        "n_read": len(ids) + len(rejects), "n_accepted": len(ids), "n_duplicates": kinds.count("duplicate"),
-        "n_rejected": len(rejects) - kinds.count("duplicate"),
-        "meta": {"schema_version": SCHEMA_VERSION, "format": "derived", "derived": sorted({rel for _, rel, _ in parents}),
-                 "parents": [f"{p['name']}@{p['version']}" for p, _, _ in parents],
-                 "slices": _nested(_slice_counts(table))},
-    }
-    columns = ledger.t["datasets"].c
-    if "n_pairs" in columns:
-        values["n_pairs"] = len(ids)
-    if "n_excluded" in columns:  # removed on purpose (e.g. contaminated), not malformed
-        values["n_excluded"] = values["n_rejected"]
-        values["n_rejected"] = 0
-    try:
-        dataset_id = ledger.add_dataset(**values)
-    except Exception:
-        shutil.rmtree(final, ignore_errors=True)
-        raise
+        ids = table.column("id").to_pylist()
+        weights = table.column("weight").to_pylist() if "weight" in table.column_names else [1.0] * len(ids)
+        kinds = [r.get("kind") for r in rejects]
+        values = {
+            "name": name, "version": version, "content_hash": content_hash({"schema_version": SCHEMA_VERSION, "pairs": ids, "weights": weights}),
+            "path": str(final / "pairs.parquet"), "rejects_path": str(final / "rejects.jsonl"),
+            "n_read": len(ids) + len(rejects), "n_accepted": len(ids), "n_duplicates": kinds.count("duplicate"),
+            "n_rejected": len(rejects) - kinds.count("duplicate"),
+            "meta": {"schema_version": SCHEMA_VERSION, "format": "derived", "derived": sorted({rel for _, rel, _ in parents}),
+                     "parents": [f"{p['name']}@{p['version']}" for p, _, _ in parents],
+                     "slices": _nested(_slice_counts(table))},
+        }
+        columns = ledger.t["datasets"].c
+        if "n_pairs" in columns:
+            values["n_pairs"] = len(ids)
+        if "n_excluded" in columns:  # removed on purpose (e.g. contaminated), not malformed
+            values["n_excluded"] = values["n_rejected"]
+            values["n_rejected"] = 0
+        try:
+            dataset_id = ledger.add_dataset(**values)
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)  # the folder this call made
+            raise
     dataset = {**values, "id": dataset_id}
     links = [(parent, relation, params) for parent, relation, params in parents]
     if previous is not None and previous["id"] not in {p["id"] for p, _, _ in parents}:

@@ -20,8 +20,13 @@ processes). What stays in memory per record is a 16-byte digest of its signal. C
 (``majority``, ``dawid-skene``, and the ratings and events kinds) needs all the signals about a
 pair together, so those are assembled in memory first, then written the same way.
 
-The version is written in a temporary folder and renamed into place before the ledger row is
-added; any failure before that removes it, so an interrupted ingest leaves no dataset version behind.
+The version is written in a temporary folder (``.ingest-PID-*.partial``) and renamed into place
+before the ledger row is added; any failure or interrupt (Ctrl-C, SIGTERM) before that removes it,
+so an interrupted ingest leaves no dataset version behind. A process killed outright (SIGKILL)
+cannot clean up: the next ingest removes temporary folders whose process is gone, and
+``prefline doctor`` reports them. Version numbers are allocated under a lock file per dataset
+name, and a number another ledger client recorded first is skipped, so concurrent ingests into
+one name each get their own version and never touch each other's folders.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -47,9 +54,10 @@ from prefline.data.sources import DEFAULT_SIGNAL, RawRecord, reader_for
 from prefline.errors import PreflineError
 from prefline.hashing import file_hash
 from prefline.home import home_dir
-from prefline.ledger import Ledger
+from prefline.ledger import Ledger, VersionTaken
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME_MAX = 100
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 WRITE_BATCH = 1000  # rows per Parquet write, and records per chunk of a streamed ingest
 PARALLEL_BYTES = 32 << 20  # a streamed file at least this large is answered by several processes
 
@@ -81,8 +89,11 @@ class IngestResult:
 
 
 def check_name(name: str, what: str = "dataset") -> str:
-    if not NAME_PATTERN.match(name):
+    """A name that is safe as a folder name: the whole string matches (a trailing newline does not slip through)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise PreflineError(f"{what} name {name!r} must start with a letter or digit and use only letters, digits, '.', '_' or '-'")
+    if len(name) > NAME_MAX:
+        raise PreflineError(f"{what} name is {len(name)} characters long; the limit is {NAME_MAX}")
     return name
 
 
@@ -248,6 +259,11 @@ _JOB: StreamJob | None = None
 def _init_worker(job: StreamJob) -> None:
     global _JOB
     _JOB = job
+    import signal
+
+    # The parent handles Ctrl-C and SIGTERM and stops the pool; a worker just ends, without a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _answer_in_worker(records: list[RawRecord]) -> Answers:
@@ -413,7 +429,9 @@ class VersionWriter:
     def __enter__(self) -> "VersionWriter":
         import pyarrow.parquet as pq
 
-        self.folder = Path(tempfile.mkdtemp(prefix=".ingest-", suffix=".partial", dir=home_dir("datasets", self.name)))
+        root = home_dir("datasets", self.name)
+        self.problems.extend(f"removed {folder}: the temporary folder of an ingest that was killed" for folder in remove_stale_partials())
+        self.folder = Path(tempfile.mkdtemp(prefix=f".ingest-{os.getpid()}-", suffix=".partial", dir=root))
         pairs, signals = _schemas()
         self.pairs_file = pq.ParquetWriter(self.folder / "pairs.parquet", pairs)
         self.signals_file = pq.ParquetWriter(self.folder / "signals.parquet", signals) if self.keep_signals else None
@@ -471,32 +489,42 @@ class VersionWriter:
         if self.judge:
             _write_jsonl(ctx.audit, self.folder / "audit.jsonl")
         self._close()
-        version = ledger.next_dataset_version(self.name)
-        final = self.folder.with_name(f"v{version}")
-        if final.exists():  # left by a crash between rename and ledger insert
-            shutil.rmtree(final)
-        self.folder.rename(final)
-        self.committed = True
-        audit_path = str(final / "audit.jsonl") if self.judge else None
-        signals_path = str(final / "signals.parquet") if self.keep_signals else None
+        audit_name = "audit.jsonl" if self.judge else None
         excluded = dict(sorted(self.excluded.items()))
         stats = dict(sorted(ctx.stats.items()))
         digest = self.digest.hexdigest()
         counts = {"n_read": self.n_read, "n_accepted": self.n_accepted, "n_rejected": self.counts["rejected"],
                   "n_duplicates": self.counts["duplicate"], "n_excluded": self.counts["excluded"], "n_pairs": self.n_pairs}
-        try:
-            dataset_id = ledger.add_dataset(
-                name=self.name, version=version, content_hash=digest,
-                path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
-                source_file=source_file, source_hash=source_hash, **counts,
-                meta={"schema_version": SCHEMA_VERSION, **meta, "signal": kind, "consensus": method,
-                      "slices": self.slices, "excluded": excluded, "stats": stats,
-                      "rules": rules.model_dump(mode="json"), "signals_path": signals_path,
-                      "audit_path": audit_path},
-            )
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
-            raise
+        with version_lock(self.name):
+            for _ in range(100):
+                version = ledger.next_dataset_version(self.name)
+                final = self.folder.with_name(f"v{version}")
+                aside = move_orphan_aside(final)
+                if aside is not None:
+                    self.problems.append(f"moved {final} aside to {aside}: it had no ledger row (left by an interrupted ingest)")
+                self.folder.rename(final)
+                signals_path = str(final / "signals.parquet") if self.keep_signals else None
+                audit_path = str(final / audit_name) if audit_name else None
+                try:
+                    dataset_id = ledger.add_dataset(
+                        name=self.name, version=version, content_hash=digest,
+                        path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
+                        source_file=source_file, source_hash=source_hash, **counts,
+                        meta={"schema_version": SCHEMA_VERSION, **meta, "signal": kind, "consensus": method,
+                              "slices": self.slices, "excluded": excluded, "stats": stats,
+                              "rules": rules.model_dump(mode="json"), "signals_path": signals_path,
+                              "audit_path": audit_path},
+                    )
+                except VersionTaken:  # another ledger client (another machine) took the number: try the next
+                    final.rename(self.folder)
+                    continue
+                except BaseException:
+                    final.rename(self.folder)  # the with block removes it
+                    raise
+                break
+            else:
+                raise PreflineError(f"dataset {self.name}: could not allocate a version number after 100 tries")
+        self.committed = True
         return IngestResult(
             dataset_id=dataset_id, name=self.name, version=version, content_hash=digest,
             path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"), problems=self.problems,
@@ -506,6 +534,61 @@ class VersionWriter:
 
 
 # --- files ---------------------------------------------------------------------------------------
+
+_PARTIAL = re.compile(r"^\.ingest-(\d+)-.*\.partial$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def partial_folders() -> list[tuple[Path, int | None]]:
+    """Temporary folders of ingests in progress or killed: (folder, the writing process id, None if unknown)."""
+    root = home_dir("datasets")
+    found = []
+    for folder in sorted(root.glob("*/.ingest-*.partial")):
+        match = _PARTIAL.match(folder.name)
+        found.append((folder, int(match.group(1)) if match else None))
+    return found
+
+
+@contextmanager
+def version_lock(name: str) -> Iterator[None]:
+    """Held while a dataset version's number is chosen, its folder renamed into place and its ledger row added."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(home_dir("locks") / f"dataset-{name}.lock"), timeout=300)
+    try:
+        with lock:
+            yield
+    except Timeout:
+        raise PreflineError(f"dataset {name}: another process held its version lock for 5 minutes ({lock.lock_file})") from None
+
+
+def move_orphan_aside(final: Path) -> Path | None:
+    """A version folder the ledger does not list (its writer was killed between rename and insert) is
+    renamed ``.orphan-vN-...`` rather than deleted or overwritten; ``prefline doctor`` lists it."""
+    if not final.exists():
+        return None
+    aside = final.with_name(f".orphan-{final.name}-{os.getpid()}-{int(time.time())}")
+    final.rename(aside)
+    return aside
+
+
+def remove_stale_partials() -> list[Path]:
+    """Remove the temporary folders whose ingest process is gone (killed outright); return them."""
+    removed = []
+    for folder, pid in partial_folders():
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _schemas():

@@ -19,6 +19,8 @@ model identity it reports is stored, never the options themselves (an API key st
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefline.config import DecodingConfig
@@ -56,7 +58,7 @@ def run_eval(
     holds at least ``base_url``. Runs given the same ``engines`` share loaded models: several
     adapters are then evaluated on one loaded base (see :func:`run_evals`).
     """
-    from prefline.provenance import adapter_path, software_versions
+    from prefline.provenance import software_versions
 
     decoding = decoding or DecodingConfig()
     chosen_scorers = get_scorers(scorers or suite.scorers or None)
@@ -80,6 +82,38 @@ def run_eval(
         backend=backend, decoding=decoding.model_dump(), seed=decoding.seed,
         scorers=[s.name for s in chosen_scorers], versions=software_versions(),
     )
+    with failing_run(ledger, run_id):
+        _generate_and_score(suite, ledger, run_id, model_ref, adapter_row, adapter_hash, decoding, chosen_scorers,
+                            engine_cls, options, engines, backend, show_progress)
+    return run_id
+
+
+@contextmanager
+def failing_run(ledger: Ledger, run_id: int) -> Iterator[None]:
+    """A run that stops with an error or an interrupt is marked ``failed`` with the reason, then the error goes on.
+
+    What was generated before is in the generation cache, so the same command run again resumes there.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            reason = "interrupted (Ctrl-C or SIGTERM)"
+        elif isinstance(exc, PreflineError):
+            reason = str(exc)
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        try:
+            ledger.fail_run(run_id, reason)
+        except Exception:  # the ledger itself is unreachable: the original error matters more
+            pass
+        raise
+
+
+def _generate_and_score(suite, ledger, run_id, model_ref, adapter_row, adapter_hash, decoding, chosen_scorers,  # noqa: ANN001
+                        engine_cls, options, engines, backend, show_progress) -> None:
+    from prefline.provenance import adapter_path
+
     keys = [generation_key(model_ref.hash, adapter_hash, backend, decoding, item.chat()) for item in suite.items]
     cached = ledger.cached_generations(keys)
     todo = [i for i, key in enumerate(keys) if key not in cached]
@@ -102,7 +136,6 @@ def run_eval(
         for item, gen, key in zip(suite.items, generations, keys)
     ))
     _score_and_finish(ledger, run_id, suite, generations, chosen_scorers, decoding.seed)
-    return run_id
 
 
 class Engines:
@@ -145,9 +178,10 @@ def replay_run(source_run: int | str, ledger: Ledger, scorers: list[str] | None 
     run_id = ledger.add_run(**{k: source[k] for k in ("suite_name", "suite_hash", "model", "model_hash", "adapter_id",
                                                        "adapter_hash", "backend", "decoding", "seed", "versions")},
                             scorers=[s.name for s in chosen_scorers], replay_of=source["id"])
-    ledger.add_generations(run_id, ({k: v for k, v in stored[item.id].items() if k != "run_id"} for item in suite.items))
-    generations = [Generation(**{f: stored[item.id][f] for f in Generation.__dataclass_fields__}) for item in suite.items]
-    _score_and_finish(ledger, run_id, suite, generations, chosen_scorers, source["seed"])
+    with failing_run(ledger, run_id):
+        ledger.add_generations(run_id, ({k: v for k, v in stored[item.id].items() if k != "run_id"} for item in suite.items))
+        generations = [Generation(**{f: stored[item.id][f] for f in Generation.__dataclass_fields__}) for item in suite.items]
+        _score_and_finish(ledger, run_id, suite, generations, chosen_scorers, source["seed"])
     return run_id
 
 
@@ -164,9 +198,12 @@ def _score_and_finish(ledger: Ledger, run_id: int, suite: Suite, generations: li
 def _generate(engine, conversations: list[list[dict]], on_batch, show_progress: bool, label: str) -> list[Generation]:
     if not show_progress:
         return engine.generate(conversations, on_batch=on_batch)
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn(f"generating ({label})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+    # progress goes to standard error: standard output holds results (`prefline eval --json | jq .`)
+    with Progress(TextColumn(f"generating ({label})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as progress:
         task = progress.add_task("gen", total=len(conversations))
 
         def advance(positions, gens):

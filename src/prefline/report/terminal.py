@@ -8,20 +8,21 @@ from rich.table import Table
 from prefline.gate.compare import GateResult
 from prefline.gate.comparison import Comparison
 from prefline.ledger import Ledger
+from prefline.report.text import plain, safe
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "not gated": "dim"}
 
 
 def gate_table(result: GateResult) -> Table:
     """One row per rule and slice: paired means, change with its interval, ratio, status, reason."""
-    table = Table(title=f"gate: run {result.candidate_run} vs baseline run {result.baseline_run} (policy {result.policy})", title_justify="left")
+    table = Table(title=f"gate: run {result.candidate_run} vs baseline run {result.baseline_run} (policy {safe(result.policy)})", title_justify="left")
     for column in ["metric", "slice", "n", "baseline", "candidate", "change [90% CI]", "ratio", "status", "why"]:
         table.add_column(column)
     for c in result.checks:
         ratio = f"{c.ratio:.2f}" if c.ratio is not None else "-"
-        table.add_row(c.metric, c.slice, str(c.n), f"{c.baseline:.3f}", f"{c.candidate:.3f}",
+        table.add_row(safe(c.metric), safe(c.slice), str(c.n), f"{c.baseline:.3f}", f"{c.candidate:.3f}",
                       f"{c.delta:+.3f} [{c.delta_low:+.3f}, {c.delta_high:+.3f}]", ratio,
-                      f"[{STATUS_STYLE[c.status]}]{c.status}[/]", c.reason)
+                      f"[{STATUS_STYLE[c.status]}]{c.status}[/]", safe(c.reason))
     return table
 
 
@@ -44,7 +45,7 @@ def print_gate(console, result: GateResult) -> None:  # noqa: ANN001
     """The gate's table, its notes (what the checks cannot see) and the verdict line."""
     console.print(gate_table(result))
     for note in result.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(plain(f"note: {note}"), markup=False)
     console.print(verdict_line(result))
 
 
@@ -67,7 +68,7 @@ def metrics_overview(ledger: Ledger, runs: dict[str, int]) -> Table:
     names = list(dict.fromkeys(name for row in rows for name in row["scorers"]))
     table = Table(title="metrics, overall (mean [90% CI] (n items))", title_justify="left")
     for column in ["layer", "scorer", "metric", "better", *runs]:
-        table.add_column(column)
+        table.add_column(safe(column))
     order = {"style": 0, "behaviour": 1, "evidence": 2, "preference": 3}
     for scorer in sorted((SCORERS[n] for n in names if n in SCORERS), key=lambda s: order.get(_section(s), 9)):
         for metric, direction in scorer.metrics.items():
@@ -76,5 +77,5 @@ def metrics_overview(ledger: Ledger, runs: dict[str, int]) -> Table:
                 overall = (row.get("summary") or {}).get(metric, {}).get("overall")
                 cells.append(f"{overall['mean']:.3f} [{overall['ci'][0]:.3f}, {overall['ci'][1]:.3f}] ({overall['n']})" if overall else "-")
             if any(cell != "-" for cell in cells):
-                table.add_row(_section(scorer), scorer.name, metric, direction, *cells)
+                table.add_row(_section(scorer), safe(scorer.name), safe(metric), direction, *cells)
     return table

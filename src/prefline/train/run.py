@@ -334,9 +334,12 @@ class StepRecorder(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
         if self.show_progress and state.is_world_process_zero:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            # standard error, like every warning: standard output holds the result (`train --json | jq .`)
+            self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     TextColumn("{task.fields[info]}"), console=Console(stderr=True))
             self.progress.start()
             self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, info="")
 
