@@ -1,8 +1,9 @@
 """The expert review queue: high-disagreement pairs out to a file, reviewers' decisions back in.
 
 ``export_review`` writes every signal group of a dataset version that has at least two signals and
-either no pair (no consensus, or a consensus tie) or a disagreement of at least ``min_disagreement``
-(the share of signals not voting for the most common label; 2 votes against 1 is 0.333, so the default 0.33 queues it). Each row
+either no consensus or a disagreement of at least ``min_disagreement`` (the share of signals not
+voting for the most common label; 2 votes against 1 is 0.333, so the default 0.33 queues it). A
+consensus tie is a consensus: when everyone said "tie" nobody disagrees, and the group is not queued. Each row
 holds the prompt, both responses, the current consensus, every vote with its rationale, and empty
 ``decision`` / ``reviewer`` / ``rationale`` fields for the reviewer.
 
@@ -52,7 +53,7 @@ def review_queue(dataset: dict[str, Any], signals: list[Signal], min_disagreemen
     ref = f"{dataset['name']}@{dataset['version']}"
     rows = []
     for outcome in outcomes.values():
-        if len(outcome.signals) < 2 or (outcome.label is not None and outcome.disagreement < min_disagreement):
+        if len(outcome.signals) < 2 or (outcome.category != "no-consensus" and outcome.disagreement < min_disagreement):
             continue
         first = outcome.signals[0]
         slices: dict[str, str] = {}

@@ -131,10 +131,14 @@ def flip(label: str) -> str:
     return _FLIP[label]
 
 
-def _messages(value: Any, field_name: str, default_role: str) -> list[dict[str, str]]:
-    """A string or a list of messages -> a validated list of messages."""
+def _messages(value: Any, field_name: str, default_role: str, allow_empty: bool = False) -> list[dict[str, str]]:
+    """A string or a list of messages -> a validated list of messages.
+
+    ``allow_empty``: an empty string is a valid message (a response can be empty: a model that
+    produced nothing, which people still judged); the quality report flags it.
+    """
     if isinstance(value, str):
-        if not value.strip():
+        if not value.strip() and not allow_empty:
             raise RowError(f"'{field_name}' is an empty string")
         return [{"role": default_role, "content": value}]
     if not isinstance(value, list):
@@ -151,7 +155,7 @@ def _messages(value: Any, field_name: str, default_role: str) -> list[dict[str, 
             raise RowError(f"{where}.role must be one of {', '.join(ROLES)}, got {role!r}")
         if not isinstance(content, str):
             raise RowError(f"{where}.content must be a string, got {type(content).__name__}")
-        if not content.strip():
+        if not content.strip() and not allow_empty:
             raise RowError(f"{where}.content is empty")
         messages.append({"role": role, "content": content})
     return messages
@@ -166,8 +170,8 @@ def prompt_messages(value: Any, field_name: str = "prompt") -> list[dict[str, st
 
 
 def reply_messages(value: Any, field_name: str) -> list[dict[str, str]]:
-    """A response (string or messages) that starts with an assistant message."""
-    reply = _messages(value, field_name, "assistant")
+    """A response (string or messages) that starts with an assistant message; it may be empty."""
+    reply = _messages(value, field_name, "assistant", allow_empty=True)
     if reply[0]["role"] != "assistant":
         raise RowError(f"'{field_name}' must start with an assistant message, got role {reply[0]['role']!r}")
     return reply
