@@ -73,7 +73,7 @@ def test_demo_runs_the_whole_path(shared_home):
     assert steps[-1]["metrics"]["loss"] < steps[0]["metrics"]["loss"]  # it learned the preferences
     decision = ledger.gate_decisions()[-1]
     assert (decision["baseline_run_id"], decision["candidate_run_id"]) == (baseline["id"], candidate["id"])
-    assert decision["verdict"] in ("pass", "fail")
+    assert decision["verdict"] in ("pass", "fail", "inconclusive")
 
 
 def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch):
@@ -100,11 +100,14 @@ def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch
             assert {"fabricated_citation", "false_abstention", "omission"} <= scored, name
             layers = {SCORERS[s].layer for s in run["scorers"]}
             assert layers == {"behaviour", "evidence"}
-        if name == "release":  # every metric the release policy gates is scored: a run gated against itself passes
+        if name == "release":  # every metric the release policy gates is scored; against itself no margin fails
             from prefline.config import load_policy
             from prefline.gate.compare import compare_runs
 
-            assert compare_runs(ledger, run["id"], run["id"], load_policy("release"), record=False).verdict == "pass"
+            result = compare_runs(ledger, run["id"], run["id"], load_policy("release"), record=False)
+            applicable = {c.metric for c in result.checks if c.status != "not applicable"}
+            assert {r.metric for r in load_policy("release").rules} - applicable == {"held_out_pair_accuracy"}
+            assert not [c for c in result.checks if c.status == "fail" and c.bound not in ("max_value", "min_value")]
 
 
 def test_every_method_trains_smollm2_through_the_cli(shared_home, tmp_path, monkeypatch):

@@ -100,10 +100,11 @@ def test_adapter_changes_outputs_and_gate_runs(ledger, dataset, tiny_model_dir):
     assert base_out != cand_out
 
     result = CliRunner().invoke(app, ["gate", str(base), str(cand), "--json"])
-    assert result.exit_code in (0, 1)
+    assert result.exit_code in (0, 1, 2)
     payload = json.loads(result.output)
-    assert payload["verdict"] == ("pass" if result.exit_code == 0 else "fail")
-    assert {c["metric"] for c in payload["checks"]} == {"over_refusal", "under_refusal", "length_tokens"}
+    assert payload["verdict"] == {0: "pass", 1: "fail", 2: "inconclusive"}[result.exit_code]
+    # the default policy's rules, and every other metric the scorers produced (all_metrics)
+    assert {"over_refusal", "under_refusal", "length_tokens", "length_words"} <= {c["metric"] for c in payload["checks"]}
 
 
 def test_adapter_on_another_base_is_refused(ledger, dataset, tiny_model_dir, tmp_path):

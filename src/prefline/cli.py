@@ -818,24 +818,69 @@ def compare_cmd(
 
 
 
-@app.command("gate")
+GATE_HELP = """Decide whether CANDIDATE may replace BASELINE, checking every rule of a policy overall and per slice.
+
+A check fails when a one-sided test shows the candidate beyond the rule's bound (significant at the policy's
+error_rate after the Benjamini-Hochberg or Holm adjustment), passes when the worse end of its interval stays
+inside, and is inconclusive otherwise (too few items, too noisy); the rule's on_inconclusive says what that
+means. Exit 0 pass, 1 fail, 2 cannot decide (inconclusive verdict, different suites, missing metric with
+--strict, unfinished run).
+
+\b
+Policy fields (YAML; docs/gate.md has the decision rule and a worked example):
+  name             shown in reports, stored with each decision
+  rules            list of rules; each rule has:
+    metric           a scored metric, or held_out_pair_accuracy / win_rate
+    max_increase     margin: largest allowed rise (candidate - baseline)
+    max_decrease     margin: largest allowed fall (baseline - candidate)
+    max_ratio        margin: largest allowed candidate / baseline mean
+    min_ratio        margin: smallest allowed candidate / baseline mean
+    max_value        hard limit: largest allowed candidate mean
+    min_value        hard limit: smallest allowed candidate mean
+    slices           where the rule applies (overall, key=value); default overall + every slice_keys slice
+    on_inconclusive  fail | warn (default) | pass
+  all_metrics      also gate every scored metric no rule names, with the default margin for its direction
+                   (shares: 0.10 worse; others: 30% worse); false unless set (true in the shipped policies)
+  slice_keys       slice tags to break results down by (default intent, risk, surface)
+  min_items        fewer paired items in a slice = inconclusive (default 10)
+  error_rate       chance of a false fail (default 0.05)
+  correction       bh (default) | holm
+  require_axes     axes (capability, reliability, safety) that must pass, else the verdict is inconclusive
+  bootstrap_samples, seed   the paired bootstrap interval shown with each change
+  drift            rules: ... checked against --reference RUN (cumulative change)
+  major_change     rules, slice_keys, min_items, error_rate, require_axes applied when the candidate's
+                   adapter learnt from a dataset version marked as a major change
+"""
+
+
+@app.command("gate", help=GATE_HELP)
 def gate_cmd(
     baseline: str = typer.Argument(..., help="Baseline eval run id."),
     candidate: str = typer.Argument(..., help="Candidate eval run id."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Gate policy: a shipped name (default, release) or a YAML file (default: default)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Gate policy: a shipped name (default, release) or a YAML file (default: default, which gates every scored metric)."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference run (a surface's first release, or one pinned): the policy's drift: rules bound the change from it."),
+    strict: bool = typer.Option(False, "--strict", help="A rule for a metric or slice the runs do not have is an error (exit 2) instead of 'not applicable'."),
+    common_items: bool = typer.Option(False, "--common-items", help="Runs on different suite hashes: gate on the items both suites hold unchanged; the output says so."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write JUnit XML to this file: one test case per check, failures with their numbers."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Compare two runs per slice under a policy; exit 0 on pass, 1 on fail."""
     from prefline.config import load_policy
     from prefline.gate.compare import compare_runs
     from prefline.report.terminal import print_gate
 
-    result = compare_runs(_ledger(), baseline, candidate, load_policy(policy))
+    result = compare_runs(_ledger(), baseline, candidate, load_policy(policy), reference_run=reference, strict=strict, common_items=common_items)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    if junit is not None:
+        from prefline.report.junit import write_gate_junit
+
+        write_gate_junit(result, junit)
     if as_json:
         _print_json(result.as_dict())
     else:
         print_gate(console, result)
-    raise typer.Exit(0 if result.verdict == "pass" else 1)
+    raise typer.Exit({"pass": 0, "fail": 1}.get(result.verdict, EXIT_USAGE))
 
 
 # --- release ----------------------------------------------------------------------------

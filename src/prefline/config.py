@@ -104,26 +104,85 @@ class DecodingConfig(_Strict):
     seed: int = Field(0, description="Seed for sampling (and for anything random in scoring).")
 
 
-class GateRule(_Strict):
-    """One metric's threshold. A rule fails in a slice when the candidate is worse than the
-    baseline by more than the allowed change, measured on the slice's paired items."""
+BOUNDS = ("max_increase", "max_decrease", "max_ratio", "min_ratio", "max_value", "min_value")
 
-    metric: str = Field(description="A metric name from the eval run (e.g. over_refusal, length_tokens).")
-    max_increase: float | None = Field(None, ge=0, description="Largest allowed rise of the mean (absolute units of the metric).")
-    max_decrease: float | None = Field(None, ge=0, description="Largest allowed fall of the mean (absolute units of the metric).")
-    max_ratio: float | None = Field(None, gt=0, description="Largest allowed candidate mean / baseline mean.")
-    min_ratio: float | None = Field(None, gt=0, description="Smallest allowed candidate mean / baseline mean.")
+
+class GateRule(_Strict):
+    """One metric's bounds. Each bound set becomes one check per slice, decided from the data:
+    **fail** when a one-sided test shows the candidate beyond the bound (significant at the policy's
+    ``error_rate`` after the multiplicity correction), **pass** when the worse end of its one-sided
+    interval stays inside, **inconclusive** otherwise. The relative bounds (``max_increase`` ...
+    ``min_ratio``) are margins against the baseline on the same items; ``max_value``/``min_value``
+    are hard limits on the candidate alone."""
+
+    metric: str = Field(description=(
+        "A metric name: any metric an eval run scored (e.g. over_refusal, length_tokens), or a preference-layer "
+        "metric: held_out_pair_accuracy, win_rate, win_rate_lc."))
+    max_increase: float | None = Field(None, ge=0, description="Margin: largest allowed rise of the mean, candidate - baseline (units of the metric).")
+    max_decrease: float | None = Field(None, ge=0, description="Margin: largest allowed fall of the mean, baseline - candidate (units of the metric).")
+    max_ratio: float | None = Field(None, gt=0, description="Margin: largest allowed candidate mean / baseline mean (e.g. 1.3 = 30% longer).")
+    min_ratio: float | None = Field(None, gt=0, description="Margin: smallest allowed candidate mean / baseline mean.")
+    max_value: float | None = Field(None, description="Hard limit: largest allowed candidate mean, whatever the baseline (e.g. under_refusal 0.05).")
+    min_value: float | None = Field(None, description="Hard limit: smallest allowed candidate mean, whatever the baseline (e.g. held_out_pair_accuracy 0.55).")
+    slices: list[str] | None = Field(None, description=(
+        "Where the rule applies: 'overall' and/or 'key=value' slices (e.g. [risk=harmful]). Unset: overall and every "
+        "slice of the policy's slice_keys."))
+    on_inconclusive: Literal["fail", "warn", "pass"] = Field("warn", description=(
+        "What an inconclusive check of this rule means for the verdict: fail (blocks), warn (shown, does not block; "
+        "the check's axis is reported inconclusive) or pass."))
+
+    @model_validator(mode="after")
+    def _one_bound_at_least(self) -> GateRule:
+        if all(getattr(self, b) is None for b in BOUNDS):
+            raise ValueError(f"rule for {self.metric!r} sets no bound; give one of {', '.join(BOUNDS)}")
+        return self
+
+    def bounds(self) -> list[tuple[str, float]]:
+        return [(b, getattr(self, b)) for b in BOUNDS if getattr(self, b) is not None]
+
+
+class MajorChangePolicy(_Strict):
+    """Stricter terms applied when the candidate's adapter learnt from a dataset version marked as a
+    major change from its parent (``prefline data diff``): its rules replace the policy's rules for the
+    same metric and add the others; its slice keys are added; set values override."""
+
+    rules: list[GateRule] = Field(default_factory=list, description="Rules replacing (same metric) or adding to the policy's rules.")
+    slice_keys: list[str] = Field(default_factory=list, description="Slice keys checked in addition to the policy's.")
+    min_items: int | None = Field(None, ge=1, description="Overrides the policy's min_items.")
+    error_rate: float | None = Field(None, gt=0, lt=0.5, description="Overrides the policy's error_rate.")
+    require_axes: list[Literal["capability", "reliability", "safety"]] = Field(default_factory=list, description="Axes required in addition to the policy's.")
+
+
+class DriftPolicy(_Strict):
+    """Bounds on the cumulative change from a reference run (``--reference``; a surface's first release
+    or one the team pins), so that many small passing steps cannot add up to a large drift."""
+
+    rules: list[GateRule] = Field(description="Rules checked candidate vs the reference run, like the policy's rules against the baseline.")
 
 
 class GatePolicy(_Strict):
-    """Which metrics gate a release, and in which slices."""
+    """Which metrics gate a release, in which slices, and how sure the gate must be."""
 
     name: str = Field("default", description="Shown in reports and stored with each decision.")
-    rules: list[GateRule] = Field(description="The thresholds; every rule is checked overall and in every slice.")
+    rules: list[GateRule] = Field(default_factory=list, description="The bounds; each rule is checked overall and in every slice (or its `slices`).")
+    all_metrics: bool = Field(False, description=(
+        "Also gate every metric the runs scored that no rule names, with the default margin for its direction: a "
+        "share (values in [0, 1]) may not get worse by more than 0.10; any other metric may not get worse by more "
+        "than 30% (ratio 1.3 for lower-is-better, 1/1.3 for higher-is-better). Neutral metrics are not gated."))
     slice_keys: list[str] = Field(default_factory=lambda: ["intent", "risk", "surface"], description="Slice tags to break results down by.")
-    min_items: int = Field(3, ge=1, description="Slices with fewer paired items are shown but not gated (too few to judge).")
-    bootstrap_samples: int = Field(2000, ge=100, description="Resamples for the paired bootstrap interval shown next to each change.")
-    confidence: float = Field(0.9, gt=0, lt=1, description="Coverage of the interval shown next to each change.")
+    min_items: int = Field(10, ge=2, description="A slice with fewer paired items is inconclusive (too few to judge), never a silent pass.")
+    error_rate: float = Field(0.05, gt=0, lt=0.5, description=(
+        "Chance of a false fail: a check fails only when its one-sided test is significant at this level after the "
+        "correction, and passes when its one-sided (1 - error_rate) bound is inside the margin."))
+    correction: Literal["bh", "holm"] = Field("bh", description=(
+        "Multiple-comparison control over all checks of one decision: bh (Benjamini-Hochberg, false discovery rate) "
+        "or holm (family-wise error). Under no change at all both keep the chance of any false fail at error_rate."))
+    require_axes: list[Literal["capability", "reliability", "safety"]] = Field(default_factory=list, description=(
+        "Axes that must pass: the verdict is inconclusive (exit 2) when one of them is inconclusive or has no check."))
+    bootstrap_samples: int = Field(2000, ge=100, description="Resamples for the paired bootstrap interval of each change (shown, and stored as evidence).")
+    seed: int = Field(0, description="Seed of the bootstrap.")
+    drift: DriftPolicy | None = Field(None, description="Bounds against a reference run (`prefline gate --reference RUN`).")
+    major_change: MajorChangePolicy | None = Field(None, description="Stricter terms when the candidate learnt from a major data change.")
 
 
 def _shipped_policy_files() -> dict[str, Path]:

@@ -5,11 +5,11 @@
 3. train a DPO LoRA adapter on the pairs;
 4. evaluate base + adapter on the same suite (the candidate run), and show every metric the
    suite's scorers produce, style next to behaviour and evidence, for both runs;
-5. gate the candidate against the baseline (the ``release`` policy on the ``release`` suite,
-   else the ``default`` policy);
-6. the preference layer: held-out pair accuracy of the adapter on 24 pairs it never saw,
+5. the preference layer: held-out pair accuracy of the adapter on 24 pairs it never saw,
    and the candidate's win rate over the baseline judged by the base model itself, in both
-   orders, raw and length-controlled.
+   orders, raw and length-controlled;
+6. gate the candidate against the baseline (the ``release`` policy on the ``release`` suite,
+   else the ``default`` policy), the preference layer's metrics included where a rule names them.
 """
 
 from __future__ import annotations
@@ -73,11 +73,7 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     candidate = run_eval(suite, ledger, model_spec=model.spec, adapter=name, decoding=DEMO_DECODING)
     console.print(metrics_overview(ledger, {f"baseline (run {baseline})": baseline, f"candidate (run {candidate})": candidate}))
 
-    step(f"5. gate (policy {policy.name})")
-    result = compare_runs(ledger, baseline, candidate, policy)
-    print_gate(console, result)
-
-    step("6. preference layer")
+    step("5. preference layer")
     heldout = ingest(demo_pairs_path("heldout.jsonl"), "demo-heldout", ledger)
     accuracy = pair_accuracy_eval(ledger, f"demo-heldout@{heldout.version}", name)
     overall = accuracy["slices"]["overall"]
@@ -93,6 +89,10 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     if wins.get("warning"):
         console.print(f"warning: {wins['warning']}", markup=False)
 
+    step(f"6. gate (policy {policy.name}; the preference layer's metrics are gateable too)")
+    result = compare_runs(ledger, baseline, candidate, policy)
+    print_gate(console, result)
+
     elapsed = time.perf_counter() - began
     console.rule(f"[bold]done in {elapsed:.0f} s[/bold]")
     console.print(
@@ -106,7 +106,7 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
         f"  prefline preference winrate {baseline} {candidate} --judge llm --backend openai --base-url URL --model NAME   a stronger judge\n"
         f"  prefline runs show {candidate} --items      every response with its scores\n"
         f"  prefline adapters show {name}      lineage and the loss curve\n"
-        f"  prefline gate {baseline} {candidate} --policy {policy.name}   the gate again (exit 0 pass, 1 fail)"
+        f"  prefline gate {baseline} {candidate} --policy {policy.name}   the gate again (exit 0 pass, 1 fail, 2 inconclusive)"
     )
     return result
 

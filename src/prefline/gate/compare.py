@@ -1,23 +1,38 @@
-"""Compare a candidate eval run with a baseline run under a gate policy.
+"""The gate: decide whether a candidate eval run may replace a baseline, under a policy.
 
-Both runs must come from the same suite hash: then every item is paired and each
-change is measured on the same prompts. For every rule and every slice (``overall``
-and each value of the policy's slice keys) the comparison records the paired means,
-the change with a bootstrap interval, the ratio, and whether the rule's threshold holds.
-The verdict is ``pass`` when no gated check fails. Notes (``notes``) add what the checks cannot
-see and leave the verdict alone: that the candidate's adapter learnt from a dataset version
-marked as a major change.
+Each bound of each rule is checked overall and in every slice (``gate/bounds.py`` says how).
+All checks of one decision form one family: a check **fails** when its one-sided test is
+significant at the policy's ``error_rate`` after the Benjamini-Hochberg (or Holm) adjustment,
+**passes** when the worse end of its one-sided interval stays inside the bound, and is
+**inconclusive** otherwise or when its slice has fewer than ``min_items`` items. A rule's
+``on_inconclusive`` says what an inconclusive check means. A rule for a metric the runs did not
+score is **not applicable** (an error with ``strict``).
+
+Verdict per axis (capability, reliability, safety): fail when one of its checks fails,
+inconclusive when one warns, else pass. Overall: fail when any axis fails, inconclusive when a
+required axis is not a pass, else pass. Every decision is stored in the ledger with the policy
+applied, the correction and the evidence, under a format version.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prefline.config import GatePolicy, GateRule, load_policy
+import numpy as np
+
+from prefline.config import GatePolicy, GateRule
 from prefline.errors import PreflineError
-from prefline.stats import paired_bootstrap_delta
+from prefline.gate.bounds import ABSOLUTE, test_bound
+from prefline.gate.comparison import MetricInfo, PairedData, compare_paired, load_paired
+from prefline.gate.policy import default_policy, default_rule, with_major_change
+from prefline.gate.preference import PREFERENCE_METRICS, preference_data
 from prefline.ledger import Ledger
+from prefline.stats import adjust_pvalues
+
+FORMAT_VERSION = 2
+AXES = ("capability", "reliability", "safety")
 
 
 @dataclass
@@ -27,12 +42,30 @@ class Check:
     n: int
     baseline: float
     candidate: float
-    delta: float
-    delta_low: float
+    delta: float  # candidate - baseline
+    delta_low: float  # paired bootstrap interval of delta
     delta_high: float
     ratio: float | None
-    status: str  # "pass", "fail", or "not gated" (too few items)
+    status: str  # pass, fail, inconclusive, not applicable
     reason: str
+    bound: str = ""  # max_increase, max_ratio, max_value, ...
+    limit: float | None = None
+    kind: str = "baseline"  # baseline: vs the baseline run; drift: vs the reference run
+    axis: str = "capability"
+    category: str = "behaviour"
+    estimate: float | None = None  # in the bound's terms: a change, a ratio or the candidate's mean
+    low: float | None = None  # the decision's interval of the estimate (worse end = one-sided bound)
+    high: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    method: str = ""
+    items_needed: int | None = None
+    on_inconclusive: str = "warn"
+    outcome: str = ""  # what the check means for the verdict: pass, fail, warn
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}: {self.metric} {self.bound} {self.limit:g} [{self.slice}]" if self.limit is not None else f"{self.kind}: {self.metric} [{self.slice}]"
 
 
 @dataclass
@@ -40,116 +73,225 @@ class GateResult:
     baseline_run: int
     candidate_run: int
     policy: str
-    verdict: str
+    verdict: str  # pass, fail, inconclusive
     checks: list[Check] = field(default_factory=list)
     decision_id: int | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    axes: dict[str, str] = field(default_factory=dict)
+    reference_run: int | None = None
+    major_change: bool = False
+    correction: str = "bh"
+    error_rate: float = 0.05
+    reasons: list[str] = field(default_factory=list)  # why the verdict is inconclusive
 
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "fail"]
+        return [c for c in self.checks if c.outcome == "fail"]
+
+    @property
+    def inconclusive(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "inconclusive"]
 
     def as_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in asdict(self).items() if k != "checks"}, "checks": [asdict(c) for c in self.checks]}
+        out = {k: v for k, v in asdict(self).items() if k != "checks"}
+        return {"format_version": FORMAT_VERSION, **out, "checks": [asdict(c) for c in self.checks]}
 
 
-def default_policy() -> GatePolicy:
-    return load_policy("default")
-
-
-def _judge(rule: GateRule, base: float, cand: float) -> tuple[bool, str]:
-    delta = cand - base
-    ratio = cand / base if base else None
-    if rule.max_increase is not None and delta > rule.max_increase:
-        return False, f"rose by {delta:+.3f} (allowed +{rule.max_increase:g})"
-    if rule.max_decrease is not None and -delta > rule.max_decrease:
-        return False, f"fell by {delta:+.3f} (allowed -{rule.max_decrease:g})"
-    if rule.max_ratio is not None and ratio is not None and ratio > rule.max_ratio:
-        return False, f"ratio {ratio:.2f} (allowed <= {rule.max_ratio:g})"
-    if rule.min_ratio is not None and ratio is not None and ratio < rule.min_ratio:
-        return False, f"ratio {ratio:.2f} (allowed >= {rule.min_ratio:g})"
-    return True, "within policy"
-
-
-def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str, policy: GatePolicy | None = None, record: bool = True) -> GateResult:
+def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str, policy: GatePolicy | None = None, record: bool = True,
+                 reference_run: int | str | None = None, strict: bool = False, common_items: bool = False) -> GateResult:
+    """Gate ``candidate_id`` against ``baseline_id`` (and, with a policy ``drift:`` section, against ``reference_run``)."""
     policy = policy or default_policy()
     base_run, cand_run = ledger.get_run(baseline_id), ledger.get_run(candidate_id)
-    for run in (base_run, cand_run):
-        if run["status"] != "done":
-            raise PreflineError(f"eval run {run['id']} did not finish (status: {run['status']}); re-run it before gating")
-    if base_run["suite_hash"] != cand_run["suite_hash"]:
-        raise PreflineError(
-            f"runs {base_run['id']} and {cand_run['id']} used different suites "
-            f"({base_run['suite_name']} {base_run['suite_hash'][:12]} vs {cand_run['suite_name']} {cand_run['suite_hash'][:12]}); "
-            "only runs on the same suite hash are compared"
-        )
-    base_scores = _values(ledger, base_run["id"])
-    cand_scores = _values(ledger, cand_run["id"])
-    slices_of = {g["item_id"]: g["slices"] for g in ledger.generations(base_run["id"])}
-    known = {metric for metric, _ in base_scores}
-    missing = sorted({r.metric for r in policy.rules} - known)
-    if missing:
-        raise PreflineError(f"policy {policy.name!r} gates metric(s) {', '.join(missing)} that run {base_run['id']} did not score (it has: {', '.join(sorted(known))})")
+    data = load_paired(ledger, base_run, cand_run, common_items)
+    warnings = []
+    if cand_run["created_at"] < base_run["created_at"]:
+        warnings.append(f"candidate run {cand_run['id']} is older than baseline run {base_run['id']}: are the arguments reversed? "
+                        "(prefline gate BASELINE CANDIDATE)")
+    notes, major = data_notes(ledger, base_run, cand_run)
+    if major and policy.major_change is not None:
+        policy = with_major_change(policy)
+        notes.append(f"the major-change terms of policy {policy.name!r} apply")
+    elif major:
+        notes.append(f"policy {policy.name!r} has no major_change: section; its usual terms apply")
+    sources = [data, *preference_data(ledger, base_run, cand_run)]
 
-    slice_names = ["overall"] + sorted({f"{k}={v}" for s in slices_of.values() for k, v in s.items() if k in policy.slice_keys})
-    checks: list[Check] = []
-    for rule in policy.rules:
-        for slice_name in slice_names:
-            items = [i for i, tags in sorted(slices_of.items()) if _in_slice(tags, slice_name)]
-            paired = [(base_scores[(rule.metric, i)], cand_scores[(rule.metric, i)]) for i in items
-                      if (rule.metric, i) in base_scores and (rule.metric, i) in cand_scores]
-            if not paired:
-                continue
-            base_vals, cand_vals = zip(*paired)
-            interval = paired_bootstrap_delta(base_vals, cand_vals, samples=policy.bootstrap_samples, confidence=policy.confidence)
-            base_mean, cand_mean = sum(base_vals) / len(base_vals), sum(cand_vals) / len(cand_vals)
-            ok, reason = _judge(rule, base_mean, cand_mean)
-            status = "pass" if ok else "fail"
-            if len(paired) < policy.min_items:
-                status, reason = "not gated", f"only {len(paired)} item(s) (< {policy.min_items}); {reason}"
-            checks.append(Check(
-                slice=slice_name, metric=rule.metric, n=len(paired), baseline=base_mean, candidate=cand_mean,
-                delta=interval.estimate, delta_low=interval.low, delta_high=interval.high,
-                ratio=cand_mean / base_mean if base_mean else None, status=status, reason=reason,
-            ))
-    verdict = "fail" if any(c.status == "fail" for c in checks) else "pass"
+    checks = _checks(policy, policy.rules, sources, "baseline", strict)
+    ref_id = None
+    if reference_run is not None:
+        ref_run = ledger.get_run(reference_run)
+        ref_id = ref_run["id"]
+        if policy.drift is None:
+            notes.append(f"reference run {ref_id} given, but policy {policy.name!r} has no drift: section; nothing was checked against it")
+        else:
+            ref_sources = [load_paired(ledger, ref_run, cand_run, common_items), *preference_data(ledger, ref_run, cand_run)]
+            checks += _checks(policy, policy.drift.rules, ref_sources, "drift", strict, defaults=False)
+    _decide(checks, policy)
+    axes, verdict, reasons = _verdict(checks, policy)
     result = GateResult(baseline_run=base_run["id"], candidate_run=cand_run["id"], policy=policy.name, verdict=verdict, checks=checks,
-                        notes=data_notes(ledger, base_run, cand_run))
+                        notes=notes, warnings=warnings, axes=axes, reference_run=ref_id, major_change=major and policy.major_change is not None,
+                        correction=policy.correction, error_rate=policy.error_rate, reasons=reasons)
+    if data.excluded_items or common_items:
+        result.notes.append(f"compared on the {len(data.items)} items both suites hold unchanged (--common-items); "
+                            f"{data.excluded_items} item(s) left out")
     if record:
         result.decision_id = ledger.add_gate_decision(
-            baseline_run_id=base_run["id"], candidate_run_id=cand_run["id"], policy=policy.model_dump(),
-            verdict=verdict, results=result.as_dict()["checks"],
-        )
+            baseline_run_id=base_run["id"], candidate_run_id=cand_run["id"], policy=policy.model_dump(), verdict=verdict,
+            results=result.as_dict())
     return result
 
 
-def data_notes(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any]) -> list[str]:
-    """A note when the candidate's adapter was trained on a dataset version marked as a major change.
+def _checks(policy: GatePolicy, rules: list[GateRule], sources: list[PairedData], kind: str, strict: bool,
+            defaults: bool = True) -> list[Check]:
+    by_metric = {m: src for src in sources for m in src.metrics}
+    rules = list(rules)
+    if defaults and policy.all_metrics:
+        named = {r.metric for r in rules}
+        main = sources[0]
+        for j, metric in enumerate(main.metrics):
+            if metric not in named and metric not in PREFERENCE_METRICS:
+                rule = default_rule(metric, main.info[metric].direction, np.concatenate([main.baseline[:, j], main.candidate[:, j]]))
+                if rule is not None:
+                    rules.append(rule)
+    checks: list[Check] = []
+    for rule in rules:
+        src = by_metric.get(rule.metric)
+        if src is None:
+            known = sorted(by_metric)
+            if strict:
+                raise PreflineError(f"policy {policy.name!r} gates metric {rule.metric} that the runs did not score (they have: {', '.join(known)})")
+            checks.append(_not_applicable(rule, kind, "overall", f"the runs did not score {rule.metric}"))
+            continue
+        checks += _rule_checks(policy, rule, src, kind, strict)
+    return checks
+
+
+def _rule_checks(policy: GatePolicy, rule: GateRule, src: PairedData, kind: str, strict: bool) -> list[Check]:
+    j = src.metrics.index(rule.metric)
+    info: MetricInfo = src.info[rule.metric]
+    binary = bool(src.binary()[j])
+    names = rule.slices or ["overall"] + [s for s in src.slices if s != "overall" and s.split("=", 1)[0] in policy.slice_keys]
+    rows = {(r.metric, r.slice): r for r in compare_paired(
+        PairedData(src.items, [rule.metric], src.baseline[:, [j]], src.candidate[:, [j]], {s: src.slices[s] for s in names if s in src.slices},
+                   {rule.metric: info}), samples=policy.bootstrap_samples, seed=policy.seed)}
+    b_all, c_all = src.baseline[:, j], src.candidate[:, j]
+    out = []
+    for slice_name in names:
+        if slice_name not in src.slices:
+            if strict:
+                raise PreflineError(f"policy {policy.name!r}: rule for {rule.metric} names slice {slice_name!r} that the runs do not have")
+            out.append(_not_applicable(rule, kind, slice_name, f"the runs have no slice {slice_name}"))
+            continue
+        mask = src.slices[slice_name]
+        for bound, limit in rule.bounds():
+            need_base = bound not in ABSOLUTE
+            keep = mask & ~np.isnan(c_all) & (~np.isnan(b_all) if need_base else True)
+            n = int(keep.sum())
+            if n == 0:
+                if rule.slices:
+                    out.append(_not_applicable(rule, kind, slice_name, f"{rule.metric} has no value in {slice_name}", bound, limit))
+                continue
+            b, c = b_all[keep], c_all[keep]
+            b_mean = float(np.nanmean(b)) if np.any(~np.isnan(b)) else math.nan
+            c_mean = float(c.mean())
+            row = rows.get((rule.metric, slice_name))
+            check = Check(slice=slice_name, metric=rule.metric, n=n, baseline=b_mean, candidate=c_mean, delta=c_mean - b_mean,
+                          delta_low=row.ci_low if row else math.nan, delta_high=row.ci_high if row else math.nan,
+                          ratio=c_mean / b_mean if b_mean else None, status="inconclusive", reason="", bound=bound, limit=limit,
+                          kind=kind, axis=info.axis, category=info.category, on_inconclusive=rule.on_inconclusive)
+            if n < policy.min_items:
+                check.reason = f"only {n} item(s) (< min_items {policy.min_items}): too few to judge"
+            else:
+                t = test_bound(bound, limit, np.nan_to_num(b), c, binary, policy.error_rate)
+                check.estimate, check.low, check.high, check.p_value = t.estimate, t.low, t.high, t.p_value
+                check.method, check.items_needed, check.status = t.method, t.items_needed, "pass" if t.holds else "inconclusive"
+            out.append(check)
+    return out
+
+
+def _not_applicable(rule: GateRule, kind: str, slice_name: str, why: str, bound: str = "", limit: float | None = None) -> Check:
+    bound, limit = (bound, limit) if bound else rule.bounds()[0]
+    return Check(slice=slice_name, metric=rule.metric, n=0, baseline=math.nan, candidate=math.nan, delta=math.nan, delta_low=math.nan,
+                 delta_high=math.nan, ratio=None, status="not applicable", reason=why, bound=bound, limit=limit, kind=kind,
+                 on_inconclusive=rule.on_inconclusive, outcome="pass")
+
+
+def _decide(checks: list[Check], policy: GatePolicy) -> None:
+    """Adjust the family's p-values together, then settle each check's status and outcome."""
+    tested = [c for c in checks if c.p_value is not None]
+    adjusted = adjust_pvalues([c.p_value for c in tested], policy.correction)
+    for c, p in zip(tested, adjusted):
+        c.p_adjusted = float(p)
+        if p <= policy.error_rate:
+            c.status = "fail"
+    for c in checks:
+        if c.status == "not applicable":
+            continue
+        what = _describe(c)
+        if c.status == "fail":
+            c.reason = f"{what}: beyond {c.bound} {c.limit:g} (p adj {c.p_adjusted:.2g} <= {policy.error_rate:g})"
+            c.outcome = "fail"
+        elif c.status == "pass":
+            c.reason = f"{what}: within {c.bound} {c.limit:g}"
+            c.outcome = "pass"
+        else:
+            if c.p_value is not None:
+                need = f"; about {c.items_needed} items would decide" if c.items_needed else ""
+                c.reason = f"{what}: cannot tell against {c.bound} {c.limit:g} (p adj {c.p_adjusted:.2g}){need}"
+            c.outcome = {"fail": "fail", "warn": "warn", "pass": "pass"}[c.on_inconclusive]
+
+
+def _describe(c: Check) -> str:
+    if c.estimate is None or c.low is None:
+        return f"n={c.n}"
+    label = {"max_ratio": "ratio", "min_ratio": "ratio", "max_value": "mean", "min_value": "mean"}.get(c.bound, "change")
+    fmt = "{:.3f}" if label != "change" else "{:+.3f}"
+    return f"{label} {fmt.format(c.estimate)} [{fmt.format(c.low)}, {fmt.format(c.high)}]"
+
+
+def _verdict(checks: list[Check], policy: GatePolicy) -> tuple[dict[str, str], str, list[str]]:
+    axes: dict[str, str] = {}
+    for axis in AXES:
+        mine = [c for c in checks if c.axis == axis and c.status != "not applicable"]
+        if not mine:
+            axes[axis] = "not gated"
+        elif any(c.outcome == "fail" for c in mine):
+            axes[axis] = "fail"
+        elif any(c.outcome == "warn" for c in mine):
+            axes[axis] = "inconclusive"
+        else:
+            axes[axis] = "pass"
+    reasons = [f"required axis {a} is {axes[a]}" for a in policy.require_axes if axes[a] != "pass"]
+    verdict = "fail" if "fail" in axes.values() else "inconclusive" if reasons else "pass"
+    return axes, verdict, reasons
+
+
+def data_notes(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any]) -> tuple[list[str], bool]:
+    """A note, and True, when the candidate's adapter was trained on a dataset version marked as a major change.
 
     A version is a major change when more than the major-change share of its pairs differ from
-    its primary parent (its previous version, or the source it was derived from). The suite's
-    slices can pass while the data the model learnt from moved that much, so the gate says so.
-    No note when both adapters learnt from the same version.
+    its primary parent (its previous version, or the source it was derived from). No note when
+    both adapters learnt from the same version.
     """
     from prefline.data.diff import lineage, parents
 
     cand = _adapter_and_dataset(ledger, cand_run)
     if cand is None:
-        return []
+        return [], False
     base = _adapter_and_dataset(ledger, base_run)
     adapter, dataset = cand
     if base is not None and base[1]["id"] == dataset["id"]:
-        return []
+        return [], False
     lineage(ledger, dataset)  # an ingested version's link to its previous one is recorded the first time it is asked for
     primary = next((p for p in parents(ledger, dataset["id"]) if p["is_primary"]), None)
     if primary is None or not primary["major_change"]:
-        return []
+        return [], False
     note = (f"candidate adapter {adapter['name']} was trained on {dataset['name']}@{dataset['version']}, a major change from "
             f"{primary['parent_name']}@{primary['parent_version']}: {primary['changed_share']:.0%} of its pairs changed "
             f"(major above {(primary['diff'] or {}).get('major_share', 0):.0%})")
     if base is not None:
         note += f"; the baseline adapter {base[0]['name']} was trained on {base[1]['name']}@{base[1]['version']}"
-    return [note]
+    return [note], True
 
 
 def _adapter_and_dataset(ledger: Ledger, run: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -160,9 +302,4 @@ def _adapter_and_dataset(ledger: Ledger, run: dict[str, Any]) -> tuple[dict[str,
     return adapter, ledger.get_dataset(str(adapter["dataset_id"]))
 
 
-def _in_slice(tags: dict[str, str], slice_name: str) -> bool:
-    return slice_name == "overall" or any(f"{k}={v}" == slice_name for k, v in tags.items())
-
-
-def _values(ledger: Ledger, run_id: int) -> dict[tuple[str, str], float]:
-    return {(row["metric"], row["item_id"]): row["value"] for row in ledger.scores(run_id) if row["value"] is not None}
+__all__ = ["Check", "GateResult", "compare_runs", "data_notes", "default_policy"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.table import Table
 
 from prefline.gate.compare import GateResult
@@ -10,19 +9,28 @@ from prefline.gate.comparison import Comparison
 from prefline.ledger import Ledger
 from prefline.report.text import plain, safe
 
-STATUS_STYLE = {"pass": "green", "fail": "bold red", "not gated": "dim"}
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "not applicable": "dim"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "not gated": "dim"}
+
+
+def _num(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "-" if value is None or value != value else fmt.format(value)
 
 
 def gate_table(result: GateResult) -> Table:
-    """One row per rule and slice: paired means, change with its interval, ratio, status, reason."""
-    table = Table(title=f"gate: run {result.candidate_run} vs baseline run {result.baseline_run} (policy {safe(result.policy)})", title_justify="left")
-    for column in ["metric", "slice", "n", "baseline", "candidate", "change [90% CI]", "ratio", "status", "why"]:
+    """One row per check: slice, n, paired means, the estimate with the decision's interval, p adjusted, status."""
+    level = f"{1 - 2 * result.error_rate:.0%}"
+    title = (f"gate: run {result.candidate_run} vs baseline run {result.baseline_run} (policy {safe(result.policy)}, "
+             f"error rate {result.error_rate:g}, p adjusted by {result.correction})")
+    table = Table(title=title, title_justify="left")
+    for column in ["vs", "metric", "bound", "slice", "n", "baseline", "candidate", f"estimate [{level} CI]", "p adj", "status"]:
         table.add_column(column)
     for c in result.checks:
-        ratio = f"{c.ratio:.2f}" if c.ratio is not None else "-"
-        table.add_row(safe(c.metric), safe(c.slice), str(c.n), f"{c.baseline:.3f}", f"{c.candidate:.3f}",
-                      f"{c.delta:+.3f} [{c.delta_low:+.3f}, {c.delta_high:+.3f}]", ratio,
-                      f"[{STATUS_STYLE[c.status]}]{c.status}[/]", safe(c.reason))
+        fmt = "{:+.3f}" if c.bound in ("max_increase", "max_decrease") else "{:.3f}"
+        estimate = f"{_num(c.estimate, fmt)} [{_num(c.low, fmt)}, {_num(c.high, fmt)}]" if c.estimate is not None else "-"
+        status = f"[{STATUS_STYLE[c.status]}]{c.status}[/]" + (f" ({c.outcome})" if c.status == "inconclusive" else "")
+        table.add_row(c.kind, safe(c.metric), f"{c.bound} {c.limit:g}" if c.limit is not None else "", safe(c.slice), str(c.n),
+                      _num(c.baseline), _num(c.candidate), estimate, _num(c.p_adjusted, "{:.2g}"), status)
     return table
 
 
@@ -36,22 +44,33 @@ def comparison_table(result: Comparison) -> Table:
     for r in result.rows:
         style = "bold red" if r.worse and r.p_adjusted <= 0.05 else ""
         change = f"{r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
-        table.add_row(escape(r.metric), escape(r.slice), str(r.n), f"{r.baseline:.3f}", f"{r.candidate:.3f}",
+        table.add_row(safe(r.metric), safe(r.slice), str(r.n), f"{r.baseline:.3f}", f"{r.candidate:.3f}",
                       f"[{style}]{change}[/]" if style else change, r.direction, r.test, f"{r.p_value:.3g}", f"{r.p_adjusted:.3g}")
     return table
 
 
 def print_gate(console, result: GateResult) -> None:  # noqa: ANN001
-    """The gate's table, its notes (what the checks cannot see) and the verdict line."""
+    """The gate's table, each failing and inconclusive check with its numbers, the notes, the axes and the verdict."""
     console.print(gate_table(result))
+    for c in result.checks:
+        if c.status in ("fail", "inconclusive", "not applicable"):
+            console.print(f"{c.status}: {safe(c.name)}: {safe(c.reason)}")
     for note in result.notes:
         console.print(plain(f"note: {note}"), markup=False)
+    axes = ", ".join(f"{axis} [{VERDICT_STYLE[v]}]{v}[/]" for axis, v in result.axes.items())
+    console.print(f"axes: {axes}")
     console.print(verdict_line(result))
 
 
 def verdict_line(result: GateResult) -> str:
-    verdict = "[bold green]PASS[/]" if result.verdict == "pass" else f"[bold red]FAIL[/] ({len(result.failures)} check(s) failed)"
-    return f"verdict: {verdict}  (decision {result.decision_id} recorded in the ledger)"
+    if result.verdict == "pass":
+        verdict = "[bold green]PASS[/]"
+    elif result.verdict == "fail":
+        verdict = f"[bold red]FAIL[/] ({len(result.failures)} check(s) failed)"
+    else:
+        verdict = f"[bold yellow]INCONCLUSIVE[/] ({safe('; '.join(result.reasons))})"
+    major = " under the policy's major-change terms" if result.major_change else ""
+    return f"verdict: {verdict}{major}  (decision {result.decision_id} recorded in the ledger)"
 
 
 def _section(scorer) -> str:  # noqa: ANN001

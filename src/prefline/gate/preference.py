@@ -1,0 +1,72 @@
+"""Preference-layer metrics as gateable per-item values, read from the ledger's preference evaluations.
+
+- ``win_rate``: per suite item, the judged win of the candidate over the baseline (1, 0.5 for a
+  tie, 0), from the latest win-rate evaluation of exactly these two runs. The baseline's value is
+  0.5 on every item: a run judged against itself wins half. So ``min_value: 0.5`` asks for a
+  candidate that wins more often than it loses, and ``max_decrease: 0.1`` for one that wins at least 40%.
+- ``win_rate_lc``: the length-controlled win rate has no per-item value (it comes from a model
+  fitted over all items); it is not gateable per item, and a rule naming it is not applicable.
+- ``held_out_pair_accuracy``: per held-out pair, 1 when the candidate's adapter ranks the chosen
+  response above the rejected one (0.5 for a tie), from its latest pair-accuracy evaluation on a
+  dataset it was not trained on. The baseline's value comes from the baseline adapter's
+  evaluation on the same dataset, or 0.5 for the base model (its implicit reward is zero for
+  both responses).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from prefline.gate.comparison import MetricInfo, PairedData
+from prefline.ledger import Ledger
+
+PREFERENCE_METRICS = {
+    "win_rate": MetricInfo("higher", "capability", "behaviour"),
+    "held_out_pair_accuracy": MetricInfo("higher", "capability", "behaviour"),
+}
+
+
+def _slices(tags: list[dict[str, str]]) -> dict[str, np.ndarray]:
+    out = {"overall": np.ones(len(tags), dtype=bool)}
+    for name in sorted({f"{k}={v}" for t in tags for k, v in t.items()}):
+        key, value = name.split("=", 1)
+        out[name] = np.array([str(t.get(key)) == value for t in tags], dtype=bool)
+    return out
+
+
+def preference_data(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any]) -> list[PairedData]:
+    """The preference metrics available for these two runs, each as its own aligned item set."""
+    evals = ledger.preference_evals()
+    out = []
+    wins = [e for e in evals if e["kind"] == "win_rate" and e["baseline_run_id"] == base_run["id"] and e["candidate_run_id"] == cand_run["id"]]
+    if wins:
+        items = wins[-1]["items"]
+        cand = np.array([[float(i["win"])] for i in items])
+        out.append(PairedData([i["item_id"] for i in items], ["win_rate"], np.full_like(cand, 0.5), cand,
+                              _slices([i["slices"] for i in items]), {"win_rate": PREFERENCE_METRICS["win_rate"]}))
+    held = _held_out(evals, cand_run.get("adapter_id"))
+    if held is not None:
+        base_items = {}
+        if base_run.get("adapter_id") is None:
+            base_items = {i["id"]: 0.5 for i in held["items"]}
+        else:
+            same = [e for e in evals if e["kind"] == "pair_accuracy" and e["adapter_id"] == base_run["adapter_id"]
+                    and e["dataset_id"] == held["dataset_id"]]
+            if same:
+                base_items = {i["id"]: float(i["correct"]) for i in same[-1]["items"]}
+        items = held["items"]
+        cand = np.array([[float(i["correct"])] for i in items])
+        base = np.array([[base_items.get(i["id"], np.nan)] for i in items])
+        out.append(PairedData([i["id"] for i in items], ["held_out_pair_accuracy"], base, cand, _slices([i["slices"] for i in items]),
+                              {"held_out_pair_accuracy": PREFERENCE_METRICS["held_out_pair_accuracy"]}))
+    return out
+
+
+def _held_out(evals: list[dict[str, Any]], adapter_id: int | None) -> dict[str, Any] | None:
+    """The adapter's latest pair-accuracy evaluation on data it was not trained on."""
+    if adapter_id is None:
+        return None
+    mine = [e for e in evals if e["kind"] == "pair_accuracy" and e["adapter_id"] == adapter_id and not (e["summary"] or {}).get("warning")]
+    return mine[-1] if mine else None
