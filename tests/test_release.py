@@ -68,7 +68,9 @@ def test_promote_is_gated_and_forced_release_records_its_reason(ledger, surfaces
     longer = planted_run(ledger, surfaces, [10] * 4 + [20] * 4)  # howto doubles: ratio 2.0 > 1.3
     refused = promote(ledger, "chat", str(longer), surfaces=surfaces)
     assert not refused.promoted and refused.gate.verdict == "fail"
-    assert {c.slice for c in refused.gate.failures} == {"overall", "intent=howto"}
+    # every howto item doubled: a fail; overall (4 of 8 items doubled) is too noisy at n = 8 to show ratio > 1.3
+    assert {c.slice for c in refused.gate.failures} == {"intent=howto"}
+    assert {c.slice for c in refused.gate.inconclusive} == {"overall"}
     assert len(ledger.releases("chat")) == 1  # nothing recorded...
     assert ledger.gate_decisions()[-1]["id"] == refused.gate.decision_id  # ...but the decision is
 
