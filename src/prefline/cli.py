@@ -1034,6 +1034,80 @@ def release_history(
     console.print(_table("releases (times UTC)", ["surface", "release", "at", "action", "adapter", "run", "decision", "result", "by", "metrics (overall)"], table))
 
 
+# --- diagnose ---------------------------------------------------------------------------
+
+
+@app.command("diagnose")
+def diagnose_cmd(
+    baseline: Optional[str] = typer.Argument(None, help="Baseline eval run id (not with --bisect)."),
+    candidate: Optional[str] = typer.Argument(None, help="Candidate eval run id, on the same suite (not with --bisect)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="A move in the bad direction is a regression when its adjusted p-value is at most this."),
+    correction: str = typer.Option("bh", "--correction", help="Multiple-comparison adjustment over all metric x slice cells: bh or holm."),
+    top: int = typer.Option(5, "--top", help="Findings for which the items that moved most are shown."),
+    items: int = typer.Option(3, "--items", help="Items shown per top finding."),
+    common_items: bool = typer.Option(False, "--common-items", help="Compare runs on different suite versions on the items both hold unchanged."),
+    bisect_: bool = typer.Option(False, "--bisect", help="Find the first bad adapter in --history SURFACE or --adapters A,B,C."),
+    history_of: Optional[str] = typer.Option(None, "--history", help="Bisect: the adapters promoted on this surface, oldest first."),
+    adapters: Optional[str] = typer.Option(None, "--adapters", help="Bisect: comma-separated adapter names (base for the base model), good first, bad last."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Bisect with --adapters: the suite (default: the surface's with --history)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Bisect: follow this metric (with --slice) instead of the top regression."),
+    slice_name: Optional[str] = typer.Option(None, "--slice", help="Bisect: the slice (key=value, or overall) to evaluate."),
+    surfaces: Optional[Path] = SurfacesFileOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Why is the candidate worse? Regressions ranked by effect size per category and slice, likely causes from
+    lineage (data and config diffs), and the items that moved most; or, with --bisect, the first bad adapter."""
+    _quiet()
+    if bisect_:
+        return _bisect(history_of, adapters, suite, metric, slice_name, alpha, surfaces, as_json, bool(baseline or candidate))
+    if history_of or adapters or metric or slice_name:
+        raise PreflineError("--history, --adapters, --metric and --slice go with --bisect")
+    if baseline is None or candidate is None:
+        raise PreflineError("diagnose needs BASELINE_RUN and CANDIDATE_RUN (or --bisect with --history SURFACE or --adapters A,B,C)")
+    from prefline.gate.diagnose import diagnose
+    from prefline.report.diagnosis import print_diagnosis
+
+    result = diagnose(_ledger(), baseline, candidate, alpha=alpha, correction=correction, top=top, items=items, common_items=common_items)
+    if as_json:
+        return _print_json(result.as_dict())
+    print_diagnosis(console, result)
+
+
+def _bisect(history_of, adapters, suite, metric, slice_name, alpha, surfaces, as_json, gave_runs) -> None:  # noqa: ANN001
+    from rich.markup import escape
+
+    from prefline.config import DecodingConfig
+    from prefline.gate.bisect import bisect
+
+    if gave_runs:
+        raise PreflineError("--bisect takes no run ids: it evaluates the adapters of --history SURFACE or --adapters A,B,C")
+    if bool(history_of) == bool(adapters):
+        raise PreflineError("--bisect needs exactly one of --history SURFACE and --adapters A,B,C")
+    ledger = _ledger()
+    decoding, model, runs = DecodingConfig(), None, {}
+    if history_of:
+        from prefline.evals.suite import load_suite
+        from prefline.release import get_surface, history_adapters
+
+        config = get_surface(history_of, surfaces)
+        suite, decoding, model = suite or config.suite, config.decoding, config.model
+        names, runs = history_adapters(ledger, history_of, load_suite(suite).hash)
+    else:
+        if suite is None:
+            raise PreflineError("--bisect --adapters needs --suite SUITE")
+        names = [a.strip() for a in adapters.split(",") if a.strip()]
+    result = bisect(ledger, names, suite, decoding=decoding, model=model, metric=metric, slice_name=slice_name,
+                    good_run=runs.get(names[0]), bad_run=runs.get(names[-1]), alpha=alpha, progress=_say)
+    if as_json:
+        return _print_json(result.as_dict())
+    rows = [[escape(s.adapter), s.run, f"{s.value:.4g}", s.verdict] for s in [result.good, *result.steps, result.bad]]
+    console.print(_table(f"bisect on {escape(result.metric)} in {escape(result.slice)} ({result.items} items; bad past {result.threshold:.4g})",
+                         ["adapter", "run", result.metric, "verdict"], rows))
+    console.print(f"first bad: [bold]{escape(result.first_bad)}[/] ({escape(result.metric)} {next(s.value for s in [*result.steps, result.bad] if s.adapter == result.first_bad):.4g} "
+                  f"in {escape(result.slice)}; last good {escape(result.last_good)}); {result.evaluations} evaluation(s) for "
+                  f"{len(result.adapters) - 2} adapter(s) in between")
+
+
 # --- demo -------------------------------------------------------------------------------
 
 

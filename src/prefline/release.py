@@ -149,7 +149,7 @@ def promote(ledger: Ledger, surface: str, target: str, *, force: bool = False, r
         gate = _gate(ledger, live_run, cand_run, policy, reference_run=reference)
         if gate.verdict != "pass" and not force:
             return PromoteResult(surface, name, False, None, cand_run, live, gate,
-                                 f"not promoted: the gate's verdict is {gate.verdict} (decision {gate.decision_id}); "
+                                 f"the gate's verdict is {gate.verdict} (decision {gate.decision_id}); "
                                  "fix the candidate, or promote with --force --reason TEXT")
         message = (f"gate passed (decision {gate.decision_id})" if gate.verdict == "pass"
                    else f"forced past a {gate.verdict} gate (decision {gate.decision_id}): {reason}")
@@ -341,6 +341,20 @@ def history(ledger: Ledger, surface: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def history_adapters(ledger: Ledger, surface: str, suite_hash: str | None = None) -> tuple[list[str], dict[str, int]]:
+    """The adapters promoted on ``surface``, oldest first (each once, at its latest promotion), and the
+    run recorded for each when it went live (only runs on ``suite_hash`` when given), for bisect."""
+    order: dict[str, int] = {}
+    for row in ledger.releases(surface):
+        if row["action"] == "promote":
+            order.pop(row["adapter_name"], None)
+            order[row["adapter_name"]] = row["run_id"]
+    if not order:
+        raise PreflineError(f"nothing was ever promoted on {surface}: no history to bisect")
+    runs = {name: run for name, run in order.items() if suite_hash is None or ledger.get_run(run)["suite_hash"] == suite_hash}
+    return list(order), runs
+
+
 def run_metrics(ledger: Ledger, run_id: int) -> dict[str, float]:
     """A run's overall mean per metric."""
     summary = ledger.get_run(run_id).get("summary") or {}
@@ -354,5 +368,5 @@ def _actor() -> str | None:
         return None
 
 
-__all__ = ["BASE", "PromoteResult", "RollbackResult", "evaluate", "get_surface", "history", "live_stack", "load_surfaces",
+__all__ = ["BASE", "PromoteResult", "RollbackResult", "evaluate", "get_surface", "history", "history_adapters", "live_stack", "load_surfaces",
            "pin_reference", "promote", "rollback", "run_metrics", "status", "surfaces_path"]

@@ -1,0 +1,385 @@
+"""Diagnose a candidate that is worse than its baseline: which slice, which kind of problem, which change.
+
+1. **Regressions.** :func:`prefline.gate.comparison.compare_paired` gives every metric in every
+   slice with a paired interval and an adjusted p-value. A regression is a cell that moved in its
+   metric's bad direction with an adjusted p-value at most ``alpha``. Regressions are ranked by a
+   standardized effect size (:func:`paired_effect_sizes`) and grouped by the metric's failure
+   category (behaviour, truthfulness, formatting, safety, latency; the scorer registry's) and slice.
+   A slice regression whose own interval holds the ``overall`` change is *explained by* the overall
+   one and is listed under it, not as a finding of its own; a slice that moved beyond the overall
+   change (or regressed while ``overall`` did not) is its own finding.
+2. **Likely cause.** The ledger links each run to its adapter, the adapter to its dataset version and
+   training config. The two datasets are diffed (pairs added and removed per source and slice, the
+   share of pairs whose chosen response is longer, refusals and hedges among chosen responses,
+   consensus confidence as the agreement measure), overall and in the regressing slices, and the two
+   configs are diffed field by field. Each change is matched against the regressions it would
+   explain (:data:`SIGNATURES`): a verbosity regression with the chosen-longer share up, an
+   over-refusal regression with refusals among chosen up, ... Its confidence grows with the size of
+   the change and with the number of regressions it matches; it never reaches 1: a diff is
+   evidence, not proof (the same data could fail for another reason the ledger does not see).
+3. **Items.** For each top finding, the items that moved most, both responses side by side.
+
+Bisect over a list of adapters lives in :mod:`prefline.gate.bisect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from prefline.errors import PreflineError
+from prefline.gate.comparison import ComparisonRow, PairedData, compare_paired, load_paired
+from prefline.ledger import Ledger
+
+FORMAT_VERSION = 1
+MAX_CONFIDENCE = 0.9  # a lineage diff is evidence, never proof
+
+# Problem families: which metrics show a problem, and which data or config changes push toward it.
+# A data signal is (bias key of prefline.data.diff.BIAS_KEYS, the direction of change that pushes).
+SIGNATURES: dict[str, dict[str, Any]] = {
+    "verbosity": {
+        "metrics": {"length_tokens", "length_words", "length_sentences", "length_ratio_reference", "voice_too_long",
+                    "voice_speaking_time_s", "latency_s"},
+        "data": [("chosen_longer", +1), ("length_ratio_mean", +1)],
+        "config": [("ld_alpha", +1), ("beta", -1)],
+    },
+    "over-refusal": {
+        "metrics": {"over_refusal", "partial_refusal", "refusal"},
+        "data": [("chosen_refuses", +1), ("rejected_refuses", -1)],
+        "config": [("beta", -1)],
+    },
+    "under-refusal": {
+        "metrics": {"under_refusal"},
+        "data": [("chosen_refuses", -1), ("rejected_refuses", +1)],
+        "config": [],
+    },
+    "hedging": {
+        "metrics": {"hedged", "hedging_rate"},
+        "data": [("chosen_hedges", +1), ("rejected_hedges", -1)],
+        "config": [],
+    },
+    "citations": {
+        "metrics": {"fabricated_citation", "unsupported_claim"},
+        "data": [("chosen_cites", +1)],
+        "config": [],
+    },
+}
+# Training settings that move any behaviour further from the base when they grow (or, for beta, shrink).
+DRIFT_CONFIG = {"learning_rate": +1, "epochs": +1, "max_steps": +1, "lora_r": +1, "beta": -1}
+CONFIG_KEYS = ("method", "beta", "learning_rate", "epochs", "max_steps", "lora_r", "lora_alpha", "ld_alpha", "label_smoothing",
+               "weights", "finetune")
+
+
+def family_of(metric: str) -> str | None:
+    return next((name for name, sig in SIGNATURES.items() if metric in sig["metrics"]), None)
+
+
+# --- statistics ----------------------------------------------------------------------------
+
+
+def paired_effect_sizes(baseline: np.ndarray, candidate: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Standardized paired effect per cell (Cohen's d_z): mean(candidate - baseline) / sd(differences).
+
+    ``baseline`` and ``candidate`` are (items x cells), ``present`` marks the items each cell holds.
+    Where every difference is the same (sd 0) the sd of the values pooled over both runs is used
+    instead (d_av); a cell with no spread at all and a non-zero change is +-inf, one with fewer
+    than two items NaN.
+    """
+    d = np.where(present, candidate - baseline, 0.0)
+    n = present.sum(axis=0).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = d.sum(axis=0) / n
+        sd = np.sqrt((np.where(present, d - mean, 0.0) ** 2).sum(axis=0) / (n - 1))
+
+        def spread(x):
+            m = np.where(present, x, 0.0).sum(axis=0) / n
+            return (np.where(present, x - m, 0.0) ** 2).sum(axis=0) / (n - 1)
+
+        pooled = np.sqrt((spread(baseline) + spread(candidate)) / 2)
+        scale = np.where(sd > 1e-12, sd, pooled)
+        effect = np.where(scale > 1e-12, mean / scale, np.sign(mean) * np.inf)
+    effect[n < 2] = np.nan
+    effect[(n >= 2) & (np.abs(mean) <= 1e-12)] = 0.0
+    return effect
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    metric: str
+    slice: str
+    category: str
+    axis: str
+    direction: str
+    n: int
+    baseline: float
+    candidate: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_adjusted: float
+    effect_size: float | None  # |d_z|; None when unbounded (no spread at all)
+    family: str | None
+    explains: list[dict[str, Any]] = field(default_factory=list)  # slice regressions this one explains
+    beyond_overall: bool = False  # a slice that moved beyond the overall change
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Cause:
+    kind: str  # data, config
+    change: str  # what changed, e.g. chosen_longer
+    old: Any
+    new: Any
+    where: str  # overall or a slice of the data
+    explains: list[str]  # metric@slice findings it matches
+    evidence: str
+    confidence: float
+
+
+@dataclass
+class Diagnosis:
+    baseline_run: int
+    candidate_run: int
+    scope: str
+    alpha: float
+    correction: str
+    findings: list[Finding]
+    causes: list[Cause]
+    lineage: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def by_category(self) -> dict[str, dict[str, list[str]]]:
+        out: dict[str, dict[str, list[str]]] = {}
+        for f in self.findings:
+            out.setdefault(f.category, {}).setdefault(f.slice, []).append(f.metric)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for f in out["findings"]:
+            if f["effect_size"] is not None and not np.isfinite(f["effect_size"]):
+                f["effect_size"] = None
+        return {"format_version": FORMAT_VERSION, **out, "by_category": self.by_category()}
+
+
+# --- diagnose ------------------------------------------------------------------------------
+
+
+def diagnose(ledger: Ledger, baseline: int | str, candidate: int | str, *, alpha: float = 0.05, correction: str = "bh",
+             samples: int = 2000, confidence: float = 0.9, seed: int = 0, slice_keys: list[str] | None = None,
+             top: int = 5, items: int = 3, common_items: bool = False) -> Diagnosis:
+    """Regressions of ``candidate`` against ``baseline``, their likely causes from lineage, and the items that moved."""
+    if not 0 < alpha < 1:
+        raise PreflineError(f"alpha must be between 0 and 1, got {alpha}")
+    base_run, cand_run = ledger.get_run(baseline), ledger.get_run(candidate)
+    data = load_paired(ledger, base_run, cand_run, common_items)
+    rows = compare_paired(data, correction=correction, samples=samples, confidence=confidence, seed=seed, slice_keys=slice_keys)
+    findings = regressions(data, rows, alpha)
+    gens = {run["id"]: {g["item_id"]: g for g in ledger.generations(run["id"])} for run in (base_run, cand_run)}
+    for finding in findings[:top]:
+        finding.items = moved_items(data, finding, gens[base_run["id"]], gens[cand_run["id"]], items)
+    lineage = run_lineage(ledger, base_run, cand_run, [f.slice for f in findings])
+    causes = likely_causes(findings, lineage)
+    scope = (f"all {len(data.items)} items of suite {base_run['suite_name']} paired" if not common_items else
+             f"compared on the {len(data.items)} items both suites hold unchanged (--common-items)")
+    notes = []
+    if not findings:
+        notes.append(f"no metric moved in its bad direction with an adjusted p-value at most {alpha:g}")
+    return Diagnosis(base_run["id"], cand_run["id"], scope, alpha, correction, findings, causes, lineage, notes)
+
+
+def regressions(data: PairedData, rows: list[ComparisonRow], alpha: float) -> list[Finding]:
+    """Significant moves in the bad direction, ranked by effect size; slices explained by ``overall`` folded in."""
+    bad = [r for r in rows if r.direction != "neutral" and r.worse and r.p_adjusted <= alpha]
+    if not bad:
+        return []
+    column = {m: j for j, m in enumerate(data.metrics)}
+    valid = ~np.isnan(data.baseline) & ~np.isnan(data.candidate)
+    present = np.stack([valid[:, column[r.metric]] & data.slices[r.slice] for r in bad], axis=1)
+    base = np.stack([data.baseline[:, column[r.metric]] for r in bad], axis=1)
+    cand = np.stack([data.candidate[:, column[r.metric]] for r in bad], axis=1)
+    effects = np.abs(paired_effect_sizes(np.nan_to_num(base), np.nan_to_num(cand), present))
+    found = {(r.metric, r.slice): _finding(r, e) for r, e in zip(bad, effects)}
+    out = []
+    for (metric, slice_name), finding in found.items():
+        overall = found.get((metric, "overall"))
+        if slice_name != "overall" and overall is not None:
+            if finding.ci_low <= overall.diff <= finding.ci_high:
+                overall.explains.append({"slice": slice_name, "n": finding.n, "diff": finding.diff,
+                                         "ci": [finding.ci_low, finding.ci_high]})
+                continue
+            finding.beyond_overall = True
+        out.append(finding)
+    return sorted(out, key=lambda f: (-(f.effect_size if f.effect_size is not None else np.inf), f.metric, f.slice))
+
+
+def _finding(row: ComparisonRow, effect: float) -> Finding:
+    return Finding(metric=row.metric, slice=row.slice, category=row.category, axis=row.axis, direction=row.direction, n=row.n,
+                   baseline=row.baseline, candidate=row.candidate, diff=row.diff, ci_low=row.ci_low, ci_high=row.ci_high,
+                   p_adjusted=row.p_adjusted, effect_size=float(effect) if np.isfinite(effect) else None, family=family_of(row.metric))
+
+
+def moved_items(data: PairedData, finding: Finding, base_gens: dict[str, dict], cand_gens: dict[str, dict], k: int) -> list[dict[str, Any]]:
+    """The ``k`` items of the finding's slice that moved furthest in the bad direction, both responses side by side."""
+    j = data.metrics.index(finding.metric)
+    b, c = data.baseline[:, j], data.candidate[:, j]
+    sign = 1.0 if finding.direction == "lower" else -1.0
+    moved = sign * (c - b)
+    keep = data.slices[finding.slice] & ~np.isnan(moved) & (moved > 0)
+    order = [i for i in np.argsort(-np.where(keep, moved, -np.inf), kind="stable") if keep[i]][:k]
+    out = []
+    for i in order:
+        item = data.items[i]
+        messages = base_gens[item]["messages"]
+        out.append({"item_id": item, "prompt": messages[-1]["content"] if messages else "", "baseline": float(b[i]),
+                    "candidate": float(c[i]), "baseline_output": base_gens[item]["output"], "candidate_output": cand_gens[item]["output"]})
+    return out
+
+
+# --- lineage -------------------------------------------------------------------------------
+
+
+def run_lineage(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any], slices: list[str]) -> dict[str, Any]:
+    """Both runs' adapters, datasets and configs, and the diffs between them (data overall and in ``slices``)."""
+    sides = {label: _side(ledger, run) for label, run in (("baseline", base_run), ("candidate", cand_run))}
+    out: dict[str, Any] = {label: {k: v for k, v in side.items() if k != "dataset_row"} for label, side in sides.items()}
+    old, new = sides["baseline"].get("dataset_row"), sides["candidate"].get("dataset_row")
+    if new is None:
+        out["data"] = None
+        out["config"] = None
+        return out
+    out["data"] = data_change(old, new, [s for s in dict.fromkeys(slices) if s != "overall"])
+    out["config"] = config_change(sides["baseline"].get("config") or {}, sides["candidate"].get("config") or {})
+    return out
+
+
+def _side(ledger: Ledger, run: dict[str, Any]) -> dict[str, Any]:
+    if run["adapter_id"] is None:
+        return {"run": run["id"], "model": run["model"], "adapter": None}
+    adapter = ledger.get_adapter(str(run["adapter_id"]), finished=False)
+    dataset = ledger.get_dataset(str(adapter["dataset_id"]))
+    config = {k: adapter["config"].get(k) for k in CONFIG_KEYS if k in adapter["config"]}
+    return {"run": run["id"], "model": run["model"], "adapter": adapter["name"], "method": adapter["method"],
+            "dataset": f"{dataset['name']}@{dataset['version']}", "config": config, "dataset_row": dataset}
+
+
+def data_change(old: dict[str, Any] | None, new: dict[str, Any], slices: list[str]) -> dict[str, Any]:
+    """The bias profile of both versions (overall and per slice), pairs added/removed, and agreement."""
+    from prefline.data.diff import diff_versions
+
+    out: dict[str, Any] = {"old": f"{old['name']}@{old['version']}" if old else None, "new": f"{new['name']}@{new['version']}"}
+    if old is not None and old["id"] != new["id"]:
+        diff = diff_versions(old, new, bias=False)
+        out.update({k: diff[k] for k in ("added", "removed", "kept", "changed_share", "major_change", "by_source", "by_slice")})
+    profiles = {"old": _profile(old, slices) if old else None, "new": _profile(new, slices)}
+    out["profile"] = profiles
+    return out
+
+
+def _profile(dataset: dict[str, Any], slices: list[str]) -> dict[str, Any]:
+    """Bias shares of one version, overall and in each of ``slices`` (``key=value``), plus mean consensus confidence."""
+    import pyarrow.parquet as pq
+
+    from prefline.data.coverage import bias_stats
+    from prefline.data.diff import BIAS_KEYS
+    from prefline.data.quality import scan
+
+    features = scan(dataset, light=True)
+    out = {}
+    for name in ["overall", *slices]:
+        if name == "overall":
+            mask: Any = slice(None)
+        else:
+            key, value = name.split("=", 1)
+            codes = [i for i, tags in enumerate(features.slices) if str(tags.get(key)) == value]
+            mask = np.isin(features.slices_code, codes)
+        stats = bias_stats(mask, features.chosen_words, features.rejected_words, features.markers, features.sampled)
+        out[name] = {"pairs": stats["pairs"], **{k: stats[k] for k in BIAS_KEYS if k in stats}}
+    names = pq.ParquetFile(dataset["path"]).schema_arrow.names
+    if "confidence" in names:
+        conf = pq.read_table(dataset["path"], columns=["confidence"]).column("confidence").to_numpy(zero_copy_only=False)
+        conf = conf[~np.isnan(conf.astype(float))] if conf.size else conf
+        out["overall"]["agreement"] = round(float(conf.mean()), 4) if conf.size else None
+    return out
+
+
+def config_change(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: {"old": old.get(k), "new": new.get(k)} for k in CONFIG_KEYS if old.get(k) != new.get(k) and (k in old or k in new)}
+
+
+# --- likely causes -------------------------------------------------------------------------
+
+
+def likely_causes(findings: list[Finding], lineage: dict[str, Any]) -> list[Cause]:
+    """Data and config changes whose signature matches the regressions, most likely first."""
+    data, config = lineage.get("data"), lineage.get("config") or {}
+    if data is None:
+        return []
+    causes: list[Cause] = []
+    families: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.family:
+            families.setdefault(f.family, []).append(f)
+    old_profile, new_profile = (data["profile"]["old"] or {}), data["profile"]["new"]
+    for family, matched in families.items():
+        for key, push in SIGNATURES[family]["data"]:
+            for where in dict.fromkeys(["overall", *[f.slice for f in matched if f.slice != "overall"]]):
+                old = (old_profile.get(where) or {}).get(key)
+                new = (new_profile.get(where) or {}).get(key)
+                if new is None:
+                    continue
+                # without a baseline dataset (a base-model baseline) a share is compared with an even split
+                reference = old if old is not None else (0.5 if key != "length_ratio_mean" else 1.0)
+                change = new - reference
+                if change * push <= 0.05:
+                    continue
+                hits = [f for f in matched if where == "overall" or f.slice == where]
+                size = min(1.0, abs(change) / (0.3 if key != "length_ratio_mean" else 1.0))
+                confidence = round(min(MAX_CONFIDENCE, 0.35 + 0.4 * size + 0.05 * min(len(hits), 3)), 2)
+                was = f"{old:.2f} in {data['old']}" if old is not None else "an even 0.50 split (the baseline had no training data)"
+                evidence = (f"{_label(key)} {'rose' if change > 0 else 'fell'} from {was} to {new:.2f} in {data['new']}"
+                            f"{'' if where == 'overall' else ' among ' + where + ' pairs'} ({new_profile[where]['pairs']} pairs); "
+                            f"{family} regression in " + ", ".join(f"{f.metric} {f.slice} ({f.diff:+.3g})" for f in hits))
+                causes.append(Cause("data", key, old, new, where, [f"{f.metric}@{f.slice}" for f in hits], evidence, confidence))
+        for key, push in SIGNATURES[family]["config"]:
+            if key in config and _moved(config[key], push):
+                causes.append(Cause("config", key, config[key]["old"], config[key]["new"], "training",
+                                    [f"{f.metric}@{f.slice}" for f in matched],
+                                    f"training setting {key} changed from {config[key]['old']} to {config[key]['new']}, "
+                                    f"which pushes toward {family}", 0.3))
+    for key, push in DRIFT_CONFIG.items():
+        if key in config and _moved(config[key], push) and findings and not any(c.change == key for c in causes):
+            causes.append(Cause("config", key, config[key]["old"], config[key]["new"], "training", [f"{f.metric}@{f.slice}" for f in findings],
+                                f"training setting {key} changed from {config[key]['old']} to {config[key]['new']}: "
+                                "a larger step away from the base model, which can move any metric", 0.2))
+    if "method" in config:
+        causes.append(Cause("config", "method", config["method"]["old"], config["method"]["new"], "training",
+                            [f"{f.metric}@{f.slice}" for f in findings],
+                            f"training method changed from {config['method']['old']} to {config['method']['new']}", 0.25))
+    if data.get("major_change"):
+        causes.append(Cause("data", "changed_share", None, data["changed_share"], "overall", [f"{f.metric}@{f.slice}" for f in findings],
+                            f"{data['changed_share']:.0%} of the pairs changed from {data['old']} to {data['new']} "
+                            f"({data['added']} added, {data['removed']} removed): a major data change", 0.2))
+    return sorted(causes, key=lambda c: -c.confidence)
+
+
+def _moved(change: dict[str, Any], push: int) -> bool:
+    old, new = change["old"], change["new"]
+    if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+        return False
+    return (new - old) * push > 0
+
+
+def _label(key: str) -> str:
+    return {"chosen_longer": "share of pairs whose chosen response is longer", "length_ratio_mean": "mean chosen/rejected length ratio",
+            "chosen_refuses": "share of chosen responses that refuse", "rejected_refuses": "share of rejected responses that refuse",
+            "chosen_hedges": "share of chosen responses that hedge", "rejected_hedges": "share of rejected responses that hedge",
+            "chosen_cites": "share of chosen responses that cite"}.get(key, key)
+
+
+__all__ = ["Cause", "Diagnosis", "Finding", "SIGNATURES", "diagnose", "likely_causes", "paired_effect_sizes", "regressions"]
