@@ -142,3 +142,14 @@ def test_cell_bootstrap_width_matches_the_paired_standard_error():
         d = (cand - base)[rows, 0]
         assert cells.diff_high[cell] - cells.diff_low[cell] == pytest.approx(2 * 1.645 * d.std(ddof=1) / np.sqrt(d.size), rel=0.1)
         assert cells.diff[cell] == pytest.approx(d.mean())
+
+
+def test_poisson_weights_have_the_poisson_distribution():
+    """Poisson(1): mean 1, variance 1, P(0) = P(1) = 1/e = 0.3679, P(2) = 1/(2e) = 0.1839."""
+    from prefline.stats import poisson_weights
+
+    w = poisson_weights(np.random.default_rng(0), 400, 1000)
+    assert w.dtype == np.float32 and w.shape == (400, 1000)
+    assert w.mean() == pytest.approx(1.0, abs=0.01) and w.var() == pytest.approx(1.0, abs=0.02)
+    for k, p in ((0, 0.3679), (1, 0.3679), (2, 0.1839)):
+        assert (w == k).mean() == pytest.approx(p, abs=0.005)
