@@ -95,3 +95,23 @@ def test_llm_judge_on_a_real_backend(ledger, tiny_model_dir):
     for item in result["items"]:
         assert len(item["judge_said"]) == 2  # both orders, kept as evidence
         assert set(item["verdicts"]) <= {"A", "B", "tie"}
+
+
+def test_several_candidates_are_fitted_jointly_and_stored(ledger):
+    from prefline.evals.preference_eval import win_rates_eval
+
+    base = make_run(ledger, {i: ("x" * 20, 20) for i in ITEMS})
+    shorter = make_run(ledger, {i: ("x" * (10 if n < 9 else 30), 10 if n < 9 else 30) for n, i in enumerate(ITEMS)})
+    longer = make_run(ledger, {i: ("x" * (30 if n < 6 else 12), 30 if n < 6 else 12) for n, i in enumerate(ITEMS)})
+    result = win_rates_eval(ledger, base, [str(shorter), str(longer)], PrefersShorter(), samples=100)
+    assert [c["candidate_run"] for c in result["candidates"]] == [shorter, longer]
+    assert [c["slices"]["overall"]["raw"]["estimate"] for c in result["candidates"]] == [0.75, 0.5]
+    assert result["length_coefficient"] < 0  # the rule judge prefers shorter answers
+    joint = [c["joint"] for c in result["candidates"]]
+    assert all(0 <= j["length_controlled"]["estimate"] <= 1 and j["with_runs"] == [shorter, longer] for j in joint)
+    # controlling for length removes most of the shorter candidate's advantage
+    assert joint[0]["length_controlled"]["estimate"] < 0.75
+    stored = ledger.preference_evals()
+    assert [e["kind"] for e in stored] == ["win_rate", "win_rate"] and stored[0]["summary"]["joint"]["name"] == f"run {shorter}"
+    with pytest.raises(PreflineError, match="more than once"):
+        win_rates_eval(ledger, base, [str(shorter), str(shorter)], PrefersShorter())

@@ -118,3 +118,90 @@ def test_real_quality_survives_length_control():
     result = length_controlled_winrate(wins, d, samples=200)
     assert result.length_controlled.estimate == pytest.approx(result.raw.estimate, abs=0.05)
     assert result.length_controlled.estimate == pytest.approx(0.73, abs=0.06)
+
+
+# --- several candidates fitted jointly ------------------------------------------------------------
+
+from prefline.evals.winrate import joint_length_controlled_winrates  # noqa: E402
+
+
+def test_joint_fit_without_length_or_difficulty_signal_is_the_raw_rate():
+    # equal lengths (x = 0) and every prompt alike: theta_m = logit(mean) up to the tiny L2, so
+    # LC = raw = 30/40 = 0.75 and 10/40 = 0.25 (hand-worked)
+    wins = np.array([[1, 1, 1, 0] * 10, [0, 0, 0, 1] * 10], dtype=float)
+    result = joint_length_controlled_winrates(wins, np.zeros_like(wins), samples=50, l2_difficulty=1e6)
+    assert [r.estimate for r in result.raw] == [0.75, 0.25]
+    assert result.length_controlled[0].estimate == pytest.approx(0.75, abs=0.005)
+    assert result.length_controlled[1].estimate == pytest.approx(0.25, abs=0.005)
+
+
+def test_joint_fit_matches_scipy_logistic_regression_on_one_candidate():
+    # one candidate, no difficulty term: the joint fit is a logistic regression of wins on tanh(d/sd);
+    # scipy's minimizer on the plain (unpenalized) log-likelihood gives the same coefficient
+    from scipy.optimize import minimize
+    from scipy.special import log_expit
+
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.0, 40.0, size=400)
+    x = np.tanh(d / d.std())
+    wins = (rng.random(400) < 1 / (1 + np.exp(-(0.4 + 1.5 * x)))).astype(float)
+    nll = lambda b: -(wins * log_expit(b[0] + b[1] * x) + (1 - wins) * log_expit(-(b[0] + b[1] * x))).sum()
+    theta, phi = minimize(nll, np.zeros(2)).x
+    result = joint_length_controlled_winrates(wins[None, :], d[None, :], samples=0, l2_difficulty=1e8, l2_slope=1e8, l2=1e-8)
+    assert result.length_coefficient == pytest.approx(phi, abs=0.02)
+    # zero lies inside the length terms seen, so LC = sigmoid(theta)
+    assert result.length_controlled[0].estimate == pytest.approx(1 / (1 + np.exp(-theta)), abs=0.005)
+
+
+def test_joint_fit_removes_a_pure_length_preference_for_every_candidate():
+    rng = np.random.default_rng(0)
+    n = 500
+    d = np.stack([rng.normal(30, 40, n), rng.normal(-10, 40, n), rng.normal(40, 40, n)])
+    x = np.tanh(d / d.std(axis=1, keepdims=True))
+    wins = (rng.random(d.shape) < 1 / (1 + np.exp(-2.0 * x))).astype(float)  # the judge only looks at length
+    result = joint_length_controlled_winrates(wins, d, names=["a", "b", "c"], samples=10)
+    assert result.raw[2].estimate > 0.7
+    for lc in result.length_controlled:
+        assert lc.estimate == pytest.approx(0.5, abs=0.06)
+    # the coefficient comes out above the true 2: with three binary judgments per prompt, the free
+    # prompt difficulties soak up noise and stretch the other coefficients (incidental parameters)
+    assert 1.5 < result.length_coefficient < 3.5
+    assert result.warnings[2] and "follows response length" in result.warnings[2]
+    assert result.as_dict()["candidates"][0]["name"] == "a"
+
+
+def test_far_shorter_candidate_is_not_extrapolated_to_equal_length():
+    # candidate 0 is always far shorter than the baseline; candidate 1 spans both signs. The judge
+    # likes length (phi = 2) and both are otherwise as good as the baseline (theta = 0).
+    rng = np.random.default_rng(5)
+    n = 600
+    d = np.stack([rng.uniform(-400, -200, n), rng.normal(0, 150, n)])
+    x = np.tanh(d / d.std(axis=1, keepdims=True))
+    wins = (rng.random(d.shape) < 1 / (1 + np.exp(-2.0 * x))).astype(float)
+    result = joint_length_controlled_winrates(wins, d, samples=0)
+    raw, lc = result.raw[0].estimate, result.length_controlled[0].estimate
+    # the far-shorter candidate's LC moves up from raw but stays at its least-short decile, below 0.5
+    edge = np.quantile(np.tanh(d[0] / d[0].std()), 0.9)
+    assert raw < lc < 0.5
+    assert lc == pytest.approx(1 / (1 + np.exp(-2.0 * edge)), abs=0.07)
+    assert result.length_controlled[1].estimate == pytest.approx(0.5, abs=0.06)
+
+
+def test_joint_fit_handles_prompts_a_candidate_was_not_judged_on():
+    wins = np.array([[1, 0, 1, 1, np.nan, 1], [0, 0, 1, np.nan, 0, 0]], dtype=float)
+    result = joint_length_controlled_winrates(wins, np.zeros_like(wins), samples=20)
+    assert result.n == [5, 5]
+    assert result.raw[0].estimate == pytest.approx(0.8) and result.raw[1].estimate == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="two or more prompts"):
+        joint_length_controlled_winrates([[1, np.nan]], [[0, 0]])
+    with pytest.raises(ValueError, match="same shape"):
+        joint_length_controlled_winrates([[1, 0]], [[0, 0, 0]])
+
+
+def test_single_candidate_far_shorter_is_not_extrapolated():
+    rng = np.random.default_rng(2)
+    d = rng.uniform(-400, -200, 600)
+    x = np.tanh(d / d.std())
+    wins = (rng.random(600) < 1 / (1 + np.exp(-2.0 * x))).astype(float)
+    result = length_controlled_winrate(wins, d, samples=50)
+    assert result.raw.estimate < result.length_controlled.estimate < 0.5

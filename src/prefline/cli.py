@@ -760,10 +760,14 @@ def preference_accuracy(
     _print_accuracy_table(f"{result['kind']} of {result['adapter']} on {result['dataset']} (evaluation {result['id']})", result["slices"])
 
 
+def _ci(entry: dict[str, Any] | None) -> str:
+    return f"{entry['estimate']:.3f} [{entry['ci'][0]:.3f}, {entry['ci'][1]:.3f}]" if entry else "(too few items)"
+
+
 @preference_app.command("winrate")
 def preference_winrate(
     baseline: str = typer.Argument(..., help="Baseline eval run id."),
-    candidate: str = typer.Argument(..., help="Candidate eval run id (same suite hash)."),
+    candidates: list[str] = typer.Argument(..., help="Candidate eval run id(s) on the same suite hash; several are judged against the baseline and their length-controlled win rates fitted jointly."),
     judge: str = typer.Option("llm", "--judge", help="reward:ADAPTER (a prefline reward model) or llm (an LLM judge on --backend)."),
     backend: str = typer.Option("hf", "--backend", help="LLM judge: generation backend (hf, openai, vllm)."),
     model: Optional[str] = typer.Option(None, "--model", help="LLM judge: model (hf: the embedded default or a folder; openai: the served name)."),
@@ -771,21 +775,43 @@ def preference_winrate(
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="LLM judge on openai: environment variable holding the API key."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Candidate-vs-baseline win rate judged in both orders: raw, length-controlled, and the judge's flip rate."""
+    """Candidate-vs-baseline win rate judged in both orders: raw, length-controlled, and the judge's flip rate.
+
+    With several candidates, each is judged against the baseline and stored, and the
+    length-controlled win rates are fitted jointly (per-prompt difficulty, shared length term).
+    """
     _quiet()
-    from prefline.evals.preference_eval import make_judge, win_rate_eval
+    from prefline.evals.preference_eval import make_judge, win_rate_eval, win_rates_eval
 
     ledger = _ledger()
     options = {k: v for k, v in {"base_url": base_url, "api_key_env": api_key_env}.items() if v is not None}
-    result = win_rate_eval(ledger, baseline, candidate, make_judge(ledger, judge, backend=backend, model=model, **options))
+    the_judge = make_judge(ledger, judge, backend=backend, model=model, **options)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    if len(candidates) > 1:
+        result = win_rates_eval(ledger, baseline, candidates, the_judge)
+        if as_json:
+            return _print_json(result)
+        rows = [[c["candidate_run"], c["id"], c["slices"]["overall"]["n"], _ci(c["slices"]["overall"]["raw"]),
+                 _ci((c["joint"] or {}).get("length_controlled")), _ci(c["slices"]["overall"].get("length_controlled")),
+                 f"{c['slices']['overall']['flip_rate']:.2f}"] for c in result["candidates"]]
+        judge_name = json.dumps(result["judge"].get("model") or result["judge"].get("adapter"))
+        console.print(_table(f"win rates vs run {result['baseline_run']}, judge {escape(judge_name)}",
+                             ["candidate run", "evaluation", "n", "raw [90% CI]", "length-controlled, joint [90% CI]",
+                              "length-controlled, alone [90% CI]", "flip rate"], rows))
+        if result["length_coefficient"] is not None:
+            console.print(f"shared length coefficient: {result['length_coefficient']:.2f} (logit per unit of tanh-standardized length difference)")
+        for c in result["candidates"]:
+            if (c["joint"] or {}).get("warning"):
+                err.print(f"warning: run {c['candidate_run']}: {c['joint']['warning']}", markup=False)
+        if result["note"]:
+            err.print(f"note: {result['note']}", markup=False)
+        return None
+    result = win_rate_eval(ledger, baseline, candidates[0], the_judge)
     if as_json:
         return _print_json(result)
-    rows = []
-    for name, s in result["slices"].items():
-        lc = s.get("length_controlled")
-        rows.append([name, s["n"], f"{s['raw']['estimate']:.3f} [{s['raw']['ci'][0]:.3f}, {s['raw']['ci'][1]:.3f}]",
-                     f"{lc['estimate']:.3f} [{lc['ci'][0]:.3f}, {lc['ci'][1]:.3f}]" if lc else "(too few items)", f"{s['flip_rate']:.2f}"])
-    console.print(_table(f"win rate of run {result['candidate_run']} vs run {result['baseline_run']}, judge {json.dumps(result['judge'].get('model') or result['judge'].get('adapter'))} (evaluation {result['id']})",
+    rows = [[escape(name), s["n"], _ci(s["raw"]), _ci(s.get("length_controlled")), f"{s['flip_rate']:.2f}"] for name, s in result["slices"].items()]
+    judge_name = json.dumps(result['judge'].get('model') or result['judge'].get('adapter'))
+    console.print(_table(f"win rate of run {result['candidate_run']} vs run {result['baseline_run']}, judge {escape(judge_name)} (evaluation {result['id']})",
                          ["slice", "n", "raw [90% CI]", "length-controlled [90% CI]", "flip rate"], rows))
     warning = result["slices"]["overall"].get("warning")
     if warning:

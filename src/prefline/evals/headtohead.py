@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefline.errors import PreflineError
-from prefline.evals.winrate import combine_swapped, length_controlled_winrate
+import numpy as np
+
+from prefline.evals.winrate import combine_swapped, joint_length_controlled_winrates, length_controlled_winrate
 from prefline.stats import bootstrap_mean
 from prefline.ledger import Ledger
 
@@ -57,3 +59,20 @@ def head_to_head(ledger: Ledger, baseline_run: int | str, candidate_run: int | s
         by_slice[name] = entry
     return {"judge": judge.describe(), "baseline_run": pairs[0][0]["run_id"], "candidate_run": pairs[0][1]["run_id"],
             "slices": by_slice, "items": items}
+
+
+def joint_length_control(results: list[dict[str, Any]], samples: int = 200, seed: int = 0) -> dict[str, Any] | None:
+    """The length-controlled win rates of several head-to-heads against one baseline, fitted jointly
+    over every item any of them judged (None when a candidate has too few items to fit)."""
+    ids = sorted({item["item_id"] for r in results for item in r["items"]})
+    column = {item_id: k for k, item_id in enumerate(ids)}
+    wins = np.full((len(results), len(ids)), np.nan)
+    diffs = np.full((len(results), len(ids)), np.nan)
+    for m, result in enumerate(results):
+        if len(result["items"]) < MIN_ITEMS_FOR_LC:
+            return None
+        for item in result["items"]:
+            wins[m, column[item["item_id"]]] = item["win"]
+            diffs[m, column[item["item_id"]]] = item["length_diff"]
+    fit = joint_length_controlled_winrates(wins, diffs, names=[f"run {r['candidate_run']}" for r in results], samples=samples, seed=seed)
+    return fit.as_dict()

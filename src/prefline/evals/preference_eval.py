@@ -5,6 +5,8 @@
   adapters by their scores. Stored as kind ``pair_accuracy`` or ``reward_accuracy``.
 - ``win_rate_eval``: a candidate run against a baseline run on the same suite, under a
   reward-model judge or an LLM judge on any generation backend. Stored as ``win_rate``.
+- ``win_rates_eval``: several candidate runs against one baseline under one judge, each stored as
+  ``win_rate``, with their length-controlled win rates fitted jointly (``joint`` in each summary).
 """
 
 from __future__ import annotations
@@ -88,3 +90,28 @@ def win_rate_eval(ledger: Ledger, baseline_run: str, candidate_run: str, judge) 
     eval_id = ledger.add_preference_eval(kind="win_rate", baseline_run_id=result["baseline_run"], candidate_run_id=result["candidate_run"],
                                          judge=result["judge"], summary={"slices": result["slices"]}, items=result["items"])
     return {"id": eval_id, "kind": "win_rate", **{k: v for k, v in result.items() if k != "items"}}
+
+
+def win_rates_eval(ledger: Ledger, baseline_run: str, candidate_runs: list[str], judge, samples: int = 1000) -> dict[str, Any]:
+    """Several candidates against one baseline: each judged and stored as ``win_rate_eval`` does, and
+    their length-controlled win rates fitted jointly (per-prompt difficulty, shared length term)."""
+    from prefline.evals.headtohead import head_to_head, joint_length_control
+
+    runs = [ledger.get_run(c)["id"] for c in candidate_runs]
+    repeated = sorted({r for r in runs if runs.count(r) > 1})
+    if repeated:
+        raise PreflineError(f"candidate run(s) {', '.join(map(str, repeated))} given more than once")
+    results = [head_to_head(ledger, baseline_run, run, judge, samples=samples) for run in runs]
+    joint = joint_length_control(results, samples=max(samples // 5, 1))  # each joint resample refits every candidate
+    out = []
+    for m, result in enumerate(results):
+        summary: dict[str, Any] = {"slices": result["slices"]}
+        if joint is not None:
+            summary["joint"] = {"length_coefficient": joint["length_coefficient"], **joint["candidates"][m],
+                                "with_runs": [r["candidate_run"] for r in results]}
+        eval_id = ledger.add_preference_eval(kind="win_rate", baseline_run_id=result["baseline_run"], candidate_run_id=result["candidate_run"],
+                                             judge=result["judge"], summary=summary, items=result["items"])
+        out.append({"id": eval_id, "kind": "win_rate", **{k: v for k, v in result.items() if k != "items"}, "joint": summary.get("joint")})
+    note = None if joint is not None else "a candidate has too few judged items to fit length control: no joint fit"
+    return {"baseline_run": results[0]["baseline_run"], "judge": results[0]["judge"],
+            "length_coefficient": joint["length_coefficient"] if joint else None, "candidates": out, "note": note}

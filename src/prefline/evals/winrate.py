@@ -146,7 +146,7 @@ class JointWinRates:
 
 
 def _joint_fit(w: np.ndarray, x: np.ndarray, seen: np.ndarray, l2_difficulty: float, l2_length: float, l2_slope: float,
-               l2: float) -> np.ndarray:
+               l2: float, start: np.ndarray | None = None) -> np.ndarray:
     """Penalized maximum likelihood of theta (M), gamma (M), delta (N), phi (1), eps (M); unseen cells carry no weight."""
     m, n = w.shape
     mask = seen.astype(float)
@@ -169,15 +169,16 @@ def _joint_fit(w: np.ndarray, x: np.ndarray, seen: np.ndarray, l2_difficulty: fl
                          + l2_slope * ((gamma - 1) @ (gamma - 1)))
         return nll + penalty, grad
 
-    start = np.concatenate([np.zeros(m), np.ones(m), np.zeros(n + 1 + m)])
+    if start is None:
+        start = np.concatenate([np.zeros(m), np.ones(m), np.zeros(n + 1 + m)])
     return minimize(loss, start, jac=True, method="L-BFGS-B").x
 
 
-def _joint_estimates(w, d, seen, penalties):
+def _joint_estimates(w, d, seen, penalties, start=None):
     m, n = w.shape
     scale = np.array([d[i][seen[i]].std() for i in range(m)])
     x = np.tanh(d / np.where(scale > 0, scale, 1.0)[:, None])
-    params = _joint_fit(w, x, seen, *penalties)
+    params = _joint_fit(w, x, seen, *penalties, start=start)
     theta, gamma, delta, slope = params[:m], params[m:2 * m], params[2 * m:2 * m + n], params[2 * m + n] + params[2 * m + n + 1:]
     nearest = np.array([_nearest_seen_zero(x[i][seen[i]]) for i in range(m)])
     controlled = expit(theta[:, None] + gamma[:, None] * delta[None, :] + (slope * nearest)[:, None])
@@ -218,7 +219,9 @@ def joint_length_controlled_winrates(wins, length_diff, names: list[str] | None 
         s_ = seen[:, idx]
         if np.any(s_.sum(axis=1) < 2):
             continue
-        lc_boot.append(_joint_estimates(w[:, idx], d[:, idx], s_, penalties)[0])
+        # start from the full fit, its prompt difficulties resampled with the prompts: far fewer iterations
+        start = np.concatenate([params[:2 * m], params[2 * m:2 * m + w.shape[1]][idx], params[2 * m + w.shape[1]:]])
+        lc_boot.append(_joint_estimates(w[:, idx], d[:, idx], s_, penalties, start)[0])
         raw_boot.append(np.nansum(np.where(s_, w[:, idx], np.nan), axis=1) / s_.sum(axis=1))
     alpha = (1 - confidence) / 2
     raw_est = np.array([w[i][seen[i]].mean() for i in range(m)])
