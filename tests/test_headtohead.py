@@ -115,3 +115,28 @@ def test_several_candidates_are_fitted_jointly_and_stored(ledger):
     assert [e["kind"] for e in stored] == ["win_rate", "win_rate"] and stored[0]["summary"]["joint"]["name"] == f"run {shorter}"
     with pytest.raises(PreflineError, match="more than once"):
         win_rates_eval(ledger, base, [str(shorter), str(shorter)], PrefersShorter())
+
+
+def test_cli_winrate_with_several_candidates(ledger, tiny_model_dir):
+    import json
+
+    from typer.testing import CliRunner
+
+    from prefline.cli import app
+
+    base = make_run(ledger, {i: ("the baseline answer", 4) for i in ITEMS})
+    first = make_run(ledger, {i: ("a short one", 3 if n % 2 else 6) for n, i in enumerate(ITEMS)})
+    second = make_run(ledger, {i: ("a much longer answer than that", 7 if n % 3 else 2) for n, i in enumerate(ITEMS)})
+    runner = CliRunner()
+    args = ["preference", "winrate", str(base), str(first), str(second), "--judge", "llm", "--model", str(tiny_model_dir)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [c["candidate_run"] for c in payload["candidates"]] == [first, second]
+    assert all(c["joint"]["with_runs"] == [first, second] for c in payload["candidates"])
+    assert isinstance(payload["length_coefficient"], float)
+    assert [e["candidate_run_id"] for e in ledger.preference_evals()] == [first, second]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and "length-controlled, joint" in table.stdout and "shared length coefficient" in table.stdout
+    again = runner.invoke(app, ["preference", "winrate", str(base), str(first), str(first), "--judge", "llm", "--model", str(tiny_model_dir)])
+    assert again.exit_code == 2 and "given more than once" in again.output
