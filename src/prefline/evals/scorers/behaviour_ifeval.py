@@ -30,7 +30,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from prefline.evals.scorers.behaviour_instructions import instruction
+# the parameter kinds IFEval shares with prefline's own types
+from prefline.evals.scorers.behaviour_instructions import _count, _keywords, _text, instruction
 
 IFEVAL_RELATIONS = ("less than", "at least")
 CONSTRAINED_RESPONSES = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
@@ -49,27 +50,9 @@ def ifeval_loose_variants(text: str) -> list[str]:
 # --- parameter kinds -------------------------------------------------------------------------
 
 
-def _positive_count(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return f"must be a non-negative integer, got {value!r}"
-    return None
-
-
-def _nonempty(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return f"must be a non-empty string, got {value!r}"
-    return None
-
-
 def _ifeval_relation(value: Any) -> str | None:
     if value not in IFEVAL_RELATIONS:
         return f"must be one of {' or '.join(repr(r) for r in IFEVAL_RELATIONS)}, got {value!r}"
-    return None
-
-
-def _word_list(value: Any) -> str | None:
-    if not isinstance(value, list) or not value or any(_nonempty(v) for v in value):
-        return f"must be a non-empty list of non-empty strings, got {value!r}"
     return None
 
 
@@ -82,7 +65,7 @@ def _one_character(value: Any) -> str | None:
 
 
 def _regex(value: Any) -> str | None:
-    if problem := _nonempty(value):
+    if problem := _text(value):
         return problem
     try:
         re.compile(value)
@@ -92,7 +75,7 @@ def _regex(value: Any) -> str | None:
 
 
 def _regex_list(value: Any) -> str | None:
-    if problem := _word_list(value):
+    if problem := _keywords(value):
         return problem
     return next((problem for v in value if (problem := _regex(v))), None)
 
@@ -156,7 +139,7 @@ def _language_is(text: str, code: str) -> tuple[bool, str]:
 # --- the 25 types ------------------------------------------------------------------------------
 
 
-@_ifeval("change_case:capital_word_frequency", capital_frequency=_positive_count, capital_relation=_ifeval_relation)
+@_ifeval("change_case:capital_word_frequency", capital_frequency=_count, capital_relation=_ifeval_relation)
 def capital_word_frequency(text, p):
     """Words in all capitals appear ``less than`` / ``at least`` capital_frequency times."""
     count = capital_words(text)
@@ -179,7 +162,7 @@ def english_lowercase(text, p):
     return _language_is(text, "en")
 
 
-@_ifeval("combination:repeat_prompt", prompt_to_repeat=_nonempty)
+@_ifeval("combination:repeat_prompt", prompt_to_repeat=_text)
 def repeat_prompt(text, p):
     """The response starts by repeating the request word for word (case and outer spaces ignored)."""
     ok = text.strip().lower().startswith(p["prompt_to_repeat"].strip().lower())
@@ -201,7 +184,7 @@ def two_responses(text, p):
     return True, "two different responses"
 
 
-@_ifeval("detectable_content:number_placeholders", num_placeholders=_positive_count)
+@_ifeval("detectable_content:number_placeholders", num_placeholders=_count)
 def number_placeholders(text, p):
     """At least num_placeholders placeholders in square brackets, such as [address]."""
     count = len(re.findall(r"\[.*?\]", text))
@@ -221,7 +204,7 @@ def _postscript_pattern(marker: str) -> str:
         return r"\s*" + re.escape(marker.lower()) + r".*$"
 
 
-@_ifeval("detectable_content:postscript", postscript_marker=_nonempty)
+@_ifeval("detectable_content:postscript", postscript_marker=_text)
 def postscript(text, p):
     """A postscript starting with the marker (P.S. and P.P.S also match with a space after a period)."""
     found = re.search(_postscript_pattern(p["postscript_marker"]), text.lower(), re.MULTILINE)
@@ -251,7 +234,7 @@ def json_format(text, p):
     return True, "parses as JSON"
 
 
-@_ifeval("detectable_format:multiple_sections", section_spliter=_regex, num_sections=_positive_count)
+@_ifeval("detectable_format:multiple_sections", section_spliter=_regex, num_sections=_count)
 def multiple_sections(text, p):
     """At least num_sections sections, each starting with the splitter and a number (SECTION 1)."""
     splitter = p["section_spliter"].strip()
@@ -259,14 +242,14 @@ def multiple_sections(text, p):
     return count >= p["num_sections"], f"{count} sections marked {splitter!r} (minimum {p['num_sections']})"
 
 
-@_ifeval("detectable_format:number_bullet_lists", num_bullets=_positive_count)
+@_ifeval("detectable_format:number_bullet_lists", num_bullets=_count)
 def number_bullet_lists(text, p):
     """Exactly num_bullets markdown bullet points (lines starting with ``*`` or ``-``)."""
     count = len(re.findall(r"^\s*\*[^\*].*$", text, re.MULTILINE)) + len(re.findall(r"^\s*-.*$", text, re.MULTILINE))
     return count == p["num_bullets"], f"{count} bullet points (required {p['num_bullets']})"
 
 
-@_ifeval("detectable_format:number_highlighted_sections", num_highlights=_positive_count)
+@_ifeval("detectable_format:number_highlighted_sections", num_highlights=_count)
 def number_highlighted_sections(text, p):
     """At least num_highlights non-empty *highlighted* (or **highlighted**) spans."""
     single = [h for h in re.findall(r"\*[^\n\*]*\*", text) if h.strip("*").strip()]
@@ -296,14 +279,14 @@ def forbidden_words(text, p):
     return not present, f"contains {present}" if present else "no forbidden word"
 
 
-@_ifeval("keywords:frequency", keyword=_regex, frequency=_positive_count, relation=_ifeval_relation)
+@_ifeval("keywords:frequency", keyword=_regex, frequency=_count, relation=_ifeval_relation)
 def frequency(text, p):
     """The keyword appears ``less than`` / ``at least`` frequency times, anywhere and in any case."""
     count = len(re.findall(p["keyword"].strip(), text, re.IGNORECASE))
     return _holds(count, p["frequency"], p["relation"]), f"{p['keyword'].strip()!r} appears {count} times (required {p['relation']} {p['frequency']})"
 
 
-@_ifeval("keywords:letter_frequency", letter=_one_character, let_frequency=_positive_count, let_relation=_ifeval_relation)
+@_ifeval("keywords:letter_frequency", letter=_one_character, let_frequency=_count, let_relation=_ifeval_relation)
 def letter_frequency(text, p):
     """The letter appears ``less than`` / ``at least`` let_frequency times, in any case (a character
     that is not a letter a-z is counted as given, where IFEval would draw a random letter)."""
@@ -312,13 +295,13 @@ def letter_frequency(text, p):
     return _holds(count, p["let_frequency"], p["let_relation"]), f"letter {letter!r} appears {count} times (required {p['let_relation']} {p['let_frequency']})"
 
 
-@_ifeval("language:response_language", language=_nonempty)
+@_ifeval("language:response_language", language=_text)
 def response_language(text, p):
     """The response is in the language with this ISO 639-1 code (langdetect; undetectable passes)."""
     return _language_is(text, p["language"])
 
 
-@_ifeval("length_constraints:nth_paragraph_first_word", num_paragraphs=_positive_count, nth_paragraph=_positive_count, first_word=_nonempty)
+@_ifeval("length_constraints:nth_paragraph_first_word", num_paragraphs=_count, nth_paragraph=_count, first_word=_text)
 def nth_paragraph_first_word(text, p):
     """Exactly num_paragraphs paragraphs separated by a blank line, and paragraph nth_paragraph
     starts with first_word (case ignored; punctuation ends the word)."""
@@ -333,7 +316,7 @@ def nth_paragraph_first_word(text, p):
     return ok, f"{count} paragraphs (required {p['num_paragraphs']}); paragraph {nth} starts with {first!r} (required {p['first_word'].lower()!r})"
 
 
-@_ifeval("length_constraints:number_paragraphs", num_paragraphs=_positive_count)
+@_ifeval("length_constraints:number_paragraphs", num_paragraphs=_count)
 def number_paragraphs(text, p):
     """Exactly num_paragraphs paragraphs separated by the markdown divider ``***``."""
     parts = re.split(r"\s?\*\*\*\s?", text)
@@ -343,14 +326,14 @@ def number_paragraphs(text, p):
     return count == p["num_paragraphs"], f"{count} paragraphs separated by *** (required {p['num_paragraphs']})"
 
 
-@_ifeval("length_constraints:number_sentences", num_sentences=_positive_count, relation=_ifeval_relation)
+@_ifeval("length_constraints:number_sentences", num_sentences=_count, relation=_ifeval_relation)
 def number_sentences(text, p):
     """``less than`` / ``at least`` num_sentences sentences (Punkt sentence splitting)."""
     count = count_sentences(text)
     return _holds(count, p["num_sentences"], p["relation"]), f"{count} sentences (required {p['relation']} {p['num_sentences']})"
 
 
-@_ifeval("length_constraints:number_words", num_words=_positive_count, relation=_ifeval_relation)
+@_ifeval("length_constraints:number_words", num_words=_count, relation=_ifeval_relation)
 def number_words(text, p):
     """``less than`` / ``at least`` num_words words (runs of letters, digits and underscores)."""
     count = count_words(text)
@@ -364,7 +347,7 @@ def no_comma(text, p):
     return count == 0, f"{count} commas"
 
 
-@_ifeval("startend:end_checker", end_phrase=_nonempty)
+@_ifeval("startend:end_checker", end_phrase=_text)
 def end_checker(text, p):
     """The response ends with the phrase (case ignored; outer spaces and double quotes ignored)."""
     ok = text.strip().strip('"').lower().endswith(p["end_phrase"].strip().lower())
