@@ -225,6 +225,21 @@ def test_preference_metrics_can_be_gated(ledger):
     assert margin.baseline == 0.5 and margin.delta == pytest.approx(0.25) and margin.status == "pass"
 
 
+def test_length_controlled_win_rate_is_gated_on_its_stored_interval(ledger):
+    """win_rate_lc 0.62 [0.55, 0.69] over 40 items: min_value 0.5 passes (worse end 0.55), min_value 0.6 is inconclusive,
+    min_value 0.7 fails (the whole interval is below). No p-value: these checks stay out of the correction."""
+    base, cand = make_run(ledger, values()), make_run(ledger, values())
+    lc = {"estimate": 0.62, "ci": [0.55, 0.69]}
+    ledger.add_preference_eval(kind="win_rate", baseline_run_id=base, candidate_run_id=cand, judge={}, items=[],
+                               summary={"slices": {"overall": {"n": 40, "length_controlled": lc}, "risk=none": {"n": 8, "length_controlled": lc}}})
+    rules = [GateRule(metric="win_rate_lc", min_value=v, slices=["overall"]) for v in (0.5, 0.6, 0.7)]
+    result = compare_runs(ledger, base, cand, GatePolicy(rules=rules, bootstrap_samples=200))
+    assert [c.status for c in result.checks] == ["pass", "inconclusive", "fail"]
+    assert all(c.p_value is None for c in result.checks) and result.verdict == "fail"
+    small = compare_runs(ledger, base, cand, GatePolicy(rules=[GateRule(metric="win_rate_lc", max_decrease=0.0, slices=["risk=none"])]))
+    assert small.checks[0].status == "inconclusive" and "only 8 item(s)" in small.checks[0].reason
+
+
 def test_an_adapter_trained_on_a_major_data_change_applies_the_major_change_terms(ledger, tmp_path):
     """The candidate's adapter learnt from d@2, which changed 10 of 15 pairs from d@1 (the baseline adapter's)."""
     from conftest import pair, write_jsonl

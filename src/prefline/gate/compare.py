@@ -27,7 +27,7 @@ from prefline.errors import PreflineError
 from prefline.gate.bounds import ABSOLUTE, test_bound
 from prefline.gate.comparison import MetricInfo, PairedData, compare_paired, load_paired
 from prefline.gate.policy import default_policy, default_rule, with_major_change
-from prefline.gate.preference import PREFERENCE_METRICS, preference_data
+from prefline.gate.preference import PREFERENCE_METRICS, preference_data, win_rate_slices
 from prefline.ledger import Ledger
 from prefline.stats import adjust_pvalues
 
@@ -116,7 +116,7 @@ def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str
         notes.append(f"policy {policy.name!r} has no major_change: section; its usual terms apply")
     sources = [data, *preference_data(ledger, base_run, cand_run)]
 
-    checks = _checks(policy, policy.rules, sources, "baseline", strict)
+    checks = _checks(policy, policy.rules, sources, "baseline", strict, lc=win_rate_slices(ledger, base_run, cand_run))
     ref_id = None
     if reference_run is not None:
         ref_run = ledger.get_run(reference_run)
@@ -125,7 +125,8 @@ def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str
             notes.append(f"reference run {ref_id} given, but policy {policy.name!r} has no drift: section; nothing was checked against it")
         else:
             ref_sources = [load_paired(ledger, ref_run, cand_run, common_items), *preference_data(ledger, ref_run, cand_run)]
-            checks += _checks(policy, policy.drift.rules, ref_sources, "drift", strict, defaults=False)
+            checks += _checks(policy, policy.drift.rules, ref_sources, "drift", strict, defaults=False,
+                              lc=win_rate_slices(ledger, ref_run, cand_run))
     _decide(checks, policy)
     axes, verdict, reasons = _verdict(checks, policy)
     result = GateResult(baseline_run=base_run["id"], candidate_run=cand_run["id"], policy=policy.name, verdict=verdict, checks=checks,
@@ -142,7 +143,7 @@ def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str
 
 
 def _checks(policy: GatePolicy, rules: list[GateRule], sources: list[PairedData], kind: str, strict: bool,
-            defaults: bool = True) -> list[Check]:
+            defaults: bool = True, lc: dict[str, Any] | None = None) -> list[Check]:
     by_metric = {m: src for src in sources for m in src.metrics}
     rules = list(rules)
     if defaults and policy.all_metrics:
@@ -155,6 +156,9 @@ def _checks(policy: GatePolicy, rules: list[GateRule], sources: list[PairedData]
                     rules.append(rule)
     checks: list[Check] = []
     for rule in rules:
+        if rule.metric == "win_rate_lc" and lc is not None:
+            checks += _interval_checks(policy, rule, lc, kind)
+            continue
         src = by_metric.get(rule.metric)
         if src is None:
             known = sorted(by_metric)
@@ -209,6 +213,37 @@ def _rule_checks(policy: GatePolicy, rule: GateRule, src: PairedData, kind: str,
     return out
 
 
+def _interval_checks(policy: GatePolicy, rule: GateRule, slices: dict[str, Any], kind: str) -> list[Check]:
+    """Checks of the length-controlled win rate from its stored per-slice estimate and 90% interval (no p-value).
+
+    The baseline's win rate against itself is 0.5, so ``max_decrease: m`` means at least ``0.5 - m``."""
+    info = PREFERENCE_METRICS["win_rate_lc"]
+    names = rule.slices or ["overall"] + [s for s in slices if s != "overall" and s.split("=", 1)[0] in policy.slice_keys]
+    out = []
+    for name in names:
+        lc = (slices.get(name) or {}).get("length_controlled")
+        for bound, limit in rule.bounds():
+            if lc is None:
+                out.append(_not_applicable(rule, kind, name, f"no length-controlled win rate stored for {name}", bound, limit))
+                continue
+            estimate, (low, high), n = lc["estimate"], lc["ci"], slices[name]["n"]
+            floor = {"min_value": limit, "max_decrease": 0.5 - limit, "min_ratio": 0.5 * limit}.get(bound)
+            ceiling = {"max_value": limit, "max_increase": 0.5 + limit, "max_ratio": 0.5 * limit}.get(bound)
+            holds = low >= floor if floor is not None else high <= ceiling
+            broken = high < floor if floor is not None else low > ceiling
+            shown = {"max_increase": (-0.5, 1.0), "max_decrease": (-0.5, 1.0), "max_ratio": (0.0, 2.0), "min_ratio": (0.0, 2.0)}
+            shift, scale = shown.get(bound, (0.0, 1.0))  # in the bound's terms: a change from 0.5, a ratio to 0.5, or the rate
+            check = Check(slice=name, metric=rule.metric, n=n, baseline=0.5, candidate=estimate, delta=estimate - 0.5, delta_low=low - 0.5,
+                          delta_high=high - 0.5, ratio=estimate / 0.5, status="fail" if broken else "pass" if holds else "inconclusive",
+                          reason="", bound=bound, limit=limit, kind=kind, axis=info.axis, category=info.category,
+                          estimate=(estimate + shift) * scale, low=(low + shift) * scale, high=(high + shift) * scale,
+                          method="stored 90% bootstrap interval", on_inconclusive=rule.on_inconclusive)
+            if n < policy.min_items:
+                check.status, check.reason = "inconclusive", f"only {n} item(s) (< min_items {policy.min_items}): too few to judge"
+            out.append(check)
+    return out
+
+
 def _not_applicable(rule: GateRule, kind: str, slice_name: str, why: str, bound: str = "", limit: float | None = None) -> Check:
     bound, limit = (bound, limit) if bound else rule.bounds()[0]
     return Check(slice=slice_name, metric=rule.metric, n=0, baseline=math.nan, candidate=math.nan, delta=math.nan, delta_low=math.nan,
@@ -229,15 +264,17 @@ def _decide(checks: list[Check], policy: GatePolicy) -> None:
             continue
         what = _describe(c)
         if c.status == "fail":
-            c.reason = f"{what}: beyond {c.bound} {c.limit:g} (p adj {c.p_adjusted:.2g} <= {policy.error_rate:g})"
+            evidence = f"p adj {c.p_adjusted:.2g} <= {policy.error_rate:g}" if c.p_adjusted is not None else "the whole interval"
+            c.reason = f"{what}: beyond {c.bound} {c.limit:g} ({evidence})"
             c.outcome = "fail"
         elif c.status == "pass":
             c.reason = f"{what}: within {c.bound} {c.limit:g}"
             c.outcome = "pass"
         else:
-            if c.p_value is not None:
+            if c.estimate is not None and not c.reason:
                 need = f"; about {c.items_needed} items would decide" if c.items_needed else ""
-                c.reason = f"{what}: cannot tell against {c.bound} {c.limit:g} (p adj {c.p_adjusted:.2g}){need}"
+                p = f" (p adj {c.p_adjusted:.2g})" if c.p_adjusted is not None else ""
+                c.reason = f"{what}: cannot tell against {c.bound} {c.limit:g}{p}{need}"
             c.outcome = {"fail": "fail", "warn": "warn", "pass": "pass"}[c.on_inconclusive]
 
 

@@ -5,7 +5,9 @@
   0.5 on every item: a run judged against itself wins half. So ``min_value: 0.5`` asks for a
   candidate that wins more often than it loses, and ``max_decrease: 0.1`` for one that wins at least 40%.
 - ``win_rate_lc``: the length-controlled win rate has no per-item value (it comes from a model
-  fitted over all items); it is not gateable per item, and a rule naming it is not applicable.
+  fitted over all items), so it is gated on the stored per-slice estimate and its 90% bootstrap
+  interval: pass when the interval's worse end is inside the bound, fail when the whole interval
+  is beyond it, inconclusive otherwise; it has no p-value and stays out of the correction.
 - ``held_out_pair_accuracy``: per held-out pair, 1 when the candidate's adapter ranks the chosen
   response above the rejected one (0.5 for a tie), from its latest pair-accuracy evaluation on a
   dataset it was not trained on. The baseline's value comes from the baseline adapter's
@@ -24,6 +26,7 @@ from prefline.ledger import Ledger
 
 PREFERENCE_METRICS = {
     "win_rate": MetricInfo("higher", "capability", "behaviour"),
+    "win_rate_lc": MetricInfo("higher", "capability", "behaviour"),
     "held_out_pair_accuracy": MetricInfo("higher", "capability", "behaviour"),
 }
 
@@ -34,6 +37,13 @@ def _slices(tags: list[dict[str, str]]) -> dict[str, np.ndarray]:
         key, value = name.split("=", 1)
         out[name] = np.array([str(t.get(key)) == value for t in tags], dtype=bool)
     return out
+
+
+def win_rate_slices(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any]) -> dict[str, Any] | None:
+    """The per-slice summary of the latest win-rate evaluation of exactly these two runs, or None."""
+    wins = [e for e in ledger.preference_evals()
+            if e["kind"] == "win_rate" and e["baseline_run_id"] == base_run["id"] and e["candidate_run_id"] == cand_run["id"]]
+    return (wins[-1]["summary"] or {}).get("slices") if wins else None
 
 
 def preference_data(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any]) -> list[PairedData]:
