@@ -117,6 +117,15 @@ class Comparison:
         return {"format_version": FORMAT_VERSION, **out, "scope": self.scope, "rows": [asdict(r) for r in self.rows]}
 
 
+def slice_masks(tags: list[dict[str, str]]) -> dict[str, np.ndarray]:
+    """``overall`` and every ``key=value`` tag of the items, each a boolean mask over the items."""
+    out = {"overall": np.ones(len(tags), dtype=bool)}
+    for name in sorted({f"{k}={v}" for t in tags for k, v in t.items()}):
+        key, value = name.split("=", 1)
+        out[name] = np.array([str(t.get(key)) == value for t in tags], dtype=bool)
+    return out
+
+
 def load_paired(ledger: Ledger, baseline_run: dict[str, Any], candidate_run: dict[str, Any], common_items: bool = False) -> PairedData:
     """Both runs' per-item values, aligned on the items they share; refuses different suites unless ``common_items``."""
     for run in (baseline_run, candidate_run):
@@ -145,13 +154,9 @@ def load_paired(ledger: Ledger, baseline_run: dict[str, Any], candidate_run: dic
             if r["value"] is not None and r["item_id"] in index and r["metric"] in column:
                 values[index[r["item_id"]], column[r["metric"]]] = r["value"]
         arrays.append(values)
-    tags = [base_gen[i]["slices"] for i in items]
-    slices = {"overall": np.ones(len(items), dtype=bool)}
-    for name in sorted({f"{k}={v}" for t in tags for k, v in t.items()}):
-        key, value = name.split("=", 1)
-        slices[name] = np.array([str(t.get(key)) == value for t in tags], dtype=bool)
     info = metric_info()
-    return PairedData(items, metrics, arrays[0], arrays[1], slices, {m: info.get(m, UNKNOWN_METRIC) for m in metrics},
+    return PairedData(items, metrics, arrays[0], arrays[1], slice_masks([base_gen[i]["slices"] for i in items]),
+                      {m: info.get(m, UNKNOWN_METRIC) for m in metrics},
                       excluded if common_items else 0)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from prefline.gate.comparison import MetricInfo, PairedData
+from prefline.gate.comparison import MetricInfo, PairedData, slice_masks
 from prefline.ledger import Ledger
 
 PREFERENCE_METRICS = {
@@ -29,14 +29,6 @@ PREFERENCE_METRICS = {
     "win_rate_lc": MetricInfo("higher", "capability", "behaviour"),
     "held_out_pair_accuracy": MetricInfo("higher", "capability", "behaviour"),
 }
-
-
-def _slices(tags: list[dict[str, str]]) -> dict[str, np.ndarray]:
-    out = {"overall": np.ones(len(tags), dtype=bool)}
-    for name in sorted({f"{k}={v}" for t in tags for k, v in t.items()}):
-        key, value = name.split("=", 1)
-        out[name] = np.array([str(t.get(key)) == value for t in tags], dtype=bool)
-    return out
 
 
 def win_rate_slices(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any]) -> dict[str, Any] | None:
@@ -55,7 +47,7 @@ def preference_data(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str
         items = wins[-1]["items"]
         cand = np.array([[float(i["win"])] for i in items])
         out.append(PairedData([i["item_id"] for i in items], ["win_rate"], np.full_like(cand, 0.5), cand,
-                              _slices([i["slices"] for i in items]), {"win_rate": PREFERENCE_METRICS["win_rate"]}))
+                              slice_masks([i["slices"] for i in items]), {"win_rate": PREFERENCE_METRICS["win_rate"]}))
     held = _held_out(evals, cand_run.get("adapter_id"))
     if held is not None:
         base_items = {}
@@ -69,7 +61,7 @@ def preference_data(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str
         items = held["items"]
         cand = np.array([[float(i["correct"])] for i in items])
         base = np.array([[base_items.get(i["id"], np.nan)] for i in items])
-        out.append(PairedData([i["id"] for i in items], ["held_out_pair_accuracy"], base, cand, _slices([i["slices"] for i in items]),
+        out.append(PairedData([i["id"] for i in items], ["held_out_pair_accuracy"], base, cand, slice_masks([i["slices"] for i in items]),
                               {"held_out_pair_accuracy": PREFERENCE_METRICS["held_out_pair_accuracy"]}))
     return out
 
