@@ -74,6 +74,8 @@ preference_app = typer.Typer(no_args_is_help=True, help="The preference layer: h
 app.add_typer(preference_app, name="preference")
 release_app = typer.Typer(no_args_is_help=True, help="Releases per surface (chat, code, voice, ...): promote, roll back with confirmed recovery, status, history.")
 app.add_typer(release_app, name="release")
+report_app = typer.Typer(no_args_is_help=True, help="Self-contained HTML reports (and markdown summaries) of runs and adapters.")
+app.add_typer(report_app, name="report")
 
 # Wide enough for the gate table when piped to a file; a terminal keeps its own width.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -816,6 +818,56 @@ def preference_winrate(
     warning = result["slices"]["overall"].get("warning")
     if warning:
         console.print(f"warning: {warning}", markup=False)
+
+
+# --- reports ----------------------------------------------------------------------------
+
+HtmlOpt = typer.Option(None, "--html", help="Write the self-contained HTML page (opens offline) to this file.")
+MdOpt = typer.Option(None, "--md", help="Write a markdown summary (fits a pull-request comment) to this file.")
+
+
+def _write_report(data: dict[str, Any], html: Optional[Path], md: Optional[Path], as_json: bool, render_html, render_md) -> None:  # noqa: ANN001
+    """Write the requested files, then print the report's JSON (--json) or the paths written."""
+    from prefline.report.html import write
+
+    if not (html or md or as_json):
+        raise PreflineError("nothing to write: give --html FILE, --md FILE or --json")
+    written = []
+    if html:
+        written.append(("html", write(render_html(data), html)))
+    if md:
+        written.append(("markdown", write(render_md(data, str(html) if html else None), md)))
+    if as_json:
+        return _print_json(data)
+    for kind, path in written:
+        console.print(f"{kind}: {path}", markup=False)
+
+
+@report_app.command("run")
+def report_run(
+    run: str = typer.Argument(..., help="Eval run id."),
+    html: Optional[Path] = HtmlOpt,
+    md: Optional[Path] = MdOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """A run's report: what ran (model, adapter, suite and hash, dataset lineage, backend, time), metrics by layer
+    with intervals, the per-slice table and every item with its response and scores (searchable)."""
+    from prefline.report.run import run_data, run_html, run_markdown
+
+    _write_report(run_data(_ledger(), run), html, md, as_json, run_html, run_markdown)
+
+
+@report_app.command("adapter")
+def report_adapter(
+    name: str = typer.Argument(..., help="Adapter name or id."),
+    html: Optional[Path] = HtmlOpt,
+    md: Optional[Path] = MdOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """An adapter's report: lineage, training curves (loss, reward margin, accuracy) and the drift-probe trajectory."""
+    from prefline.report.adapter import adapter_data, adapter_html, adapter_markdown
+
+    _write_report(adapter_data(_ledger(), name), html, md, as_json, adapter_html, adapter_markdown)
 
 
 # --- gate -------------------------------------------------------------------------------

@@ -73,11 +73,6 @@ def verdict_line(result: GateResult) -> str:
     return f"verdict: {verdict}{major}  (decision {result.decision_id} recorded in the ledger)"
 
 
-def _section(scorer) -> str:  # noqa: ANN001
-    """``style`` for the style metrics (their modules are ``style*``), else the scorer's layer."""
-    return "style" if scorer.fn.__module__.rsplit(".", 1)[-1].startswith("style") else scorer.layer
-
-
 def metrics_overview(ledger: Ledger, runs: dict[str, int]) -> Table:
     """Every metric the runs scored, grouped style / behaviour / evidence: overall mean, interval and n per run."""
     from prefline.evals.scorers import SCORERS, get_scorers
@@ -89,12 +84,12 @@ def metrics_overview(ledger: Ledger, runs: dict[str, int]) -> Table:
     for column in ["layer", "scorer", "metric", "better", *runs]:
         table.add_column(safe(column))
     order = {"style": 0, "behaviour": 1, "evidence": 2, "preference": 3}
-    for scorer in sorted((SCORERS[n] for n in names if n in SCORERS), key=lambda s: order.get(_section(s), 9)):
+    for scorer in sorted((SCORERS[n] for n in names if n in SCORERS), key=lambda s: order.get(s.section, 9)):
         for metric, direction in scorer.metrics.items():
             cells = []
             for row in rows:
                 overall = (row.get("summary") or {}).get(metric, {}).get("overall")
                 cells.append(f"{overall['mean']:.3f} [{overall['ci'][0]:.3f}, {overall['ci'][1]:.3f}] ({overall['n']})" if overall else "-")
             if any(cell != "-" for cell in cells):
-                table.add_row(_section(scorer), safe(scorer.name), safe(metric), direction, *cells)
+                table.add_row(scorer.section, safe(scorer.name), safe(metric), direction, *cells)
     return table

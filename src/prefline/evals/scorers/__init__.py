@@ -44,6 +44,11 @@ class Scorer:
     description: str
     scope: str = "item"  # "item": fn(item, generation); "run": fn(items, generations)
 
+    @property
+    def section(self) -> str:
+        """Where reports list it: ``style`` for the style metrics (their modules are ``style*``), else its layer."""
+        return "style" if self.fn.__module__.rsplit(".", 1)[-1].startswith("style") else self.layer
+
     def score_all(self, items: list, generations: list) -> list[dict[str, Score]]:
         if self.scope == "run":
             return self.fn(items, generations)
