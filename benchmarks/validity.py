@@ -110,13 +110,13 @@ def alpaca_matrices(data: Path):
     return models, board, wins, diffs, ratio
 
 
-def lc_figures(models, board, wins, diffs, ratio, columns) -> dict:
+def lc_figures(models, board, wins, diffs, ratio, columns, samples: int = 0) -> dict:
     from scipy.stats import spearmanr
 
     from prefline.evals.winrate import joint_length_controlled_winrates, length_controlled_winrate
 
     w, d = wins[:, columns], diffs[:, columns]
-    joint = joint_length_controlled_winrates(w, d, names=models, samples=0)
+    joint = joint_length_controlled_winrates(w, d, names=models, samples=samples)
     alone = []
     for m in range(len(models)):
         seen = ~np.isnan(w[m])
@@ -127,6 +127,7 @@ def lc_figures(models, board, wins, diffs, ratio, columns) -> dict:
     verbose = [(models.index(m), models.index(m.removesuffix("_verbose"))) for m in models
                if m.endswith("_verbose") and m.removesuffix("_verbose") in models]
     return {"models": models, "raw": [iv.estimate * 100 for iv in joint.raw], "lc": lc.tolist(), "alone": alone,
+            "lc_ci": [[iv.low * 100, iv.high * 100] for iv in joint.length_controlled],
             "reference": reference.tolist(), "spearman": float(spearmanr(lc, reference).statistic),
             "spearman_alone": float(spearmanr(alone, reference).statistic),
             "verbose_gap": [(models[v], models[b], float(lc[v] - lc[b])) for v, b in verbose],
@@ -134,18 +135,21 @@ def lc_figures(models, board, wins, diffs, ratio, columns) -> dict:
             "far_models": [models[i] for i in np.flatnonzero(far)], "phi": joint.length_coefficient, "prompts": len(columns)}
 
 
-def print_lc(data: Path) -> None:
+def print_lc(data: Path, samples: int = 100) -> None:
     models, board, wins, diffs, ratio = alpaca_matrices(data)
     n = wins.shape[1]
     print("\nLength-controlled win rate vs the AlpacaEval 2 leaderboard (alpaca_eval_dev*.jsonl; Dubois et al. 2024, Apache-2.0)")
     for label, columns in (("even prompts (development)", np.arange(0, n, 2)), ("odd prompts (held out)", np.arange(1, n, 2)),
                            ("all prompts", np.arange(n))):
-        f = lc_figures(models, board, wins, diffs, ratio, columns)
+        with_ci = label == "all prompts" and samples > 0  # each resample refits all five: ~0.4 s
+        f = lc_figures(models, board, wins, diffs, ratio, columns, samples=samples if with_ci else 0)
         print(f"  {label}: {f['prompts']} prompts, shared length coefficient {f['phi']:.2f}")
-        print(f"    {'model':<22} {'length/baseline':>15} {'raw':>6} {'LC joint':>8} {'LC alone':>8} {'board LC':>8} {'joint-board':>11}")
+        print(f"    {'model':<22} {'length/baseline':>15} {'raw':>6} {'LC joint':>8} {'LC alone':>8} {'board LC':>8} {'joint-board':>11}"
+              + (f"  LC joint 90% CI ({samples} prompt resamples)" if with_ci else ""))
         for m, model in enumerate(models):
             print(f"    {model:<22} {ratio[m]:>15.2f} {f['raw'][m]:>6.2f} {f['lc'][m]:>8.2f} {f['alone'][m]:>8.2f} "
-                  f"{f['reference'][m]:>8.2f} {f['lc'][m] - f['reference'][m]:>+11.2f}")
+                  f"{f['reference'][m]:>8.2f} {f['lc'][m] - f['reference'][m]:>+11.2f}"
+                  + (f"  [{f['lc_ci'][m][0]:.2f}, {f['lc_ci'][m][1]:.2f}]" if with_ci else ""))
         print(f"    Spearman with the leaderboard's LC: joint {f['spearman']:.3f}, alone {f['spearman_alone']:.3f}")
         for v, b, gap in f["verbose_gap"]:
             print(f"    verbose variant {v} minus {b}: {gap:+.2f} points")
@@ -169,11 +173,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Folder with the public validation files.")
     parser.add_argument("--only", choices=["ifeval", "lc", "refusal"], help="Print one part only.")
+    parser.add_argument("--samples", type=int, default=100, help="Bootstrap resamples for the LC intervals on all prompts (0: none).")
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"error: --data {args.data} is not a folder", file=sys.stderr)
         raise SystemExit(2)
-    parts = {"ifeval": print_ifeval, "lc": print_lc, "refusal": refusal_report}
+    parts = {"ifeval": print_ifeval, "lc": lambda data: print_lc(data, args.samples), "refusal": refusal_report}
     for name, part in parts.items():
         if args.only in (None, name):
             part(args.data)
