@@ -131,11 +131,13 @@ def test_verbose_candidate_fails_is_diagnosed_mitigation_passes_and_rollback_rec
     assert not any(s == "intent=advice" for _, s in regressed)
     cause = found.causes[0]
     assert cause.kind == "data" and cause.change == "chosen_longer"
-    # v1: 12 of 24 chosen responses longer; v2: 8 + 8 + 4 = 20 of 24
-    shares = {(c.where, c.change): (c.old, c.new) for c in found.causes if c.kind == "data"}
-    assert shares[("overall", "chosen_longer")] == (0.5, pytest.approx(20 / 24, abs=1e-4))
-    assert shares[("intent=factual", "chosen_longer")] == (0.5, 1.0)
-    assert 0 < cause.confidence < 1 and "0.50" in cause.evidence and "0.83" in cause.evidence
+    # v1: 12 of 24 chosen responses longer; v2: 8 + 8 + 4 = 20 of 24, all of it in the slices that regressed
+    assert (cause.old, cause.new) == (0.5, pytest.approx(20 / 24, abs=1e-4))
+    assert "from 0.50 in prefs@1 to 0.83 in prefs@2" in cause.evidence
+    assert "in the slices that regressed: intent=factual 0.50 -> 1.00, intent=howto 0.50 -> 1.00" in cause.evidence
+    assert "elsewhere: intent=advice 0.50 -> 0.50" in cause.evidence
+    assert 0.5 < cause.confidence < 1
+    assert all(c.confidence < cause.confidence for c in found.causes[1:])
     assert found.lineage["candidate"]["dataset"] == "prefs@2" and found.lineage["baseline"]["dataset"] == "prefs@1"
     moved = top.items[0]
     assert moved["candidate"] > moved["baseline"] and moved["candidate_output"].startswith("Great question")

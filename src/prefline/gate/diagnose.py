@@ -42,7 +42,7 @@ SIGNATURES: dict[str, dict[str, Any]] = {
     "verbosity": {
         "metrics": {"length_tokens", "length_words", "length_sentences", "length_ratio_reference", "voice_too_long",
                     "voice_speaking_time_s", "latency_s"},
-        "data": [("chosen_longer", +1), ("length_ratio_mean", +1)],
+        "data": [("chosen_longer", +1)],
         "config": [("ld_alpha", +1), ("beta", -1)],
     },
     "over-refusal": {
@@ -183,7 +183,8 @@ def diagnose(ledger: Ledger, baseline: int | str, candidate: int | str, *, alpha
     gens = {run["id"]: {g["item_id"]: g for g in ledger.generations(run["id"])} for run in (base_run, cand_run)}
     for finding in findings[:top]:
         finding.items = moved_items(data, finding, gens[base_run["id"]], gens[cand_run["id"]], items)
-    lineage = run_lineage(ledger, base_run, cand_run, [f.slice for f in findings])
+    regressed = [f.slice for f in findings] + [e["slice"] for f in findings for e in f.explains]
+    lineage = run_lineage(ledger, base_run, cand_run, sorted({s.split("=", 1)[0] for s in regressed if s != "overall"}))
     causes = likely_causes(findings, lineage)
     scope = (f"all {len(data.items)} items of suite {base_run['suite_name']} paired" if not common_items else
              f"compared on the {len(data.items)} items both suites hold unchanged (--common-items)")
@@ -244,8 +245,8 @@ def moved_items(data: PairedData, finding: Finding, base_gens: dict[str, dict], 
 # --- lineage -------------------------------------------------------------------------------
 
 
-def run_lineage(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any], slices: list[str]) -> dict[str, Any]:
-    """Both runs' adapters, datasets and configs, and the diffs between them (data overall and in ``slices``)."""
+def run_lineage(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any], slice_keys: list[str]) -> dict[str, Any]:
+    """Both runs' adapters, datasets and configs, and the diffs between them (data overall and per value of ``slice_keys``)."""
     sides = {label: _side(ledger, run) for label, run in (("baseline", base_run), ("candidate", cand_run))}
     out: dict[str, Any] = {label: {k: v for k, v in side.items() if k != "dataset_row"} for label, side in sides.items()}
     old, new = sides["baseline"].get("dataset_row"), sides["candidate"].get("dataset_row")
@@ -253,7 +254,7 @@ def run_lineage(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, An
         out["data"] = None
         out["config"] = None
         return out
-    out["data"] = data_change(old, new, [s for s in dict.fromkeys(slices) if s != "overall"])
+    out["data"] = data_change(old, new, slice_keys)
     out["config"] = config_change(sides["baseline"].get("config") or {}, sides["candidate"].get("config") or {})
     return out
 
@@ -268,21 +269,21 @@ def _side(ledger: Ledger, run: dict[str, Any]) -> dict[str, Any]:
             "dataset": f"{dataset['name']}@{dataset['version']}", "config": config, "dataset_row": dataset}
 
 
-def data_change(old: dict[str, Any] | None, new: dict[str, Any], slices: list[str]) -> dict[str, Any]:
-    """The bias profile of both versions (overall and per slice), pairs added/removed, and agreement."""
+def data_change(old: dict[str, Any] | None, new: dict[str, Any], slice_keys: list[str]) -> dict[str, Any]:
+    """The bias profile of both versions (overall and per value of ``slice_keys``), pairs added/removed, and agreement."""
     from prefline.data.diff import diff_versions
 
     out: dict[str, Any] = {"old": f"{old['name']}@{old['version']}" if old else None, "new": f"{new['name']}@{new['version']}"}
     if old is not None and old["id"] != new["id"]:
         diff = diff_versions(old, new, bias=False)
         out.update({k: diff[k] for k in ("added", "removed", "kept", "changed_share", "major_change", "by_source", "by_slice")})
-    profiles = {"old": _profile(old, slices) if old else None, "new": _profile(new, slices)}
+    profiles = {"old": _profile(old, slice_keys) if old else None, "new": _profile(new, slice_keys)}
     out["profile"] = profiles
     return out
 
 
-def _profile(dataset: dict[str, Any], slices: list[str]) -> dict[str, Any]:
-    """Bias shares of one version, overall and in each of ``slices`` (``key=value``), plus mean consensus confidence."""
+def _profile(dataset: dict[str, Any], slice_keys: list[str]) -> dict[str, Any]:
+    """Bias shares of one version, overall and per value of ``slice_keys`` (``key=value``), plus mean consensus confidence."""
     import pyarrow.parquet as pq
 
     from prefline.data.coverage import bias_stats
@@ -290,6 +291,7 @@ def _profile(dataset: dict[str, Any], slices: list[str]) -> dict[str, Any]:
     from prefline.data.quality import scan
 
     features = scan(dataset, light=True)
+    slices = sorted({f"{k}={v}" for tags in features.slices for k, v in tags.items() if k in slice_keys})
     out = {}
     for name in ["overall", *slices]:
         if name == "overall":
@@ -327,25 +329,11 @@ def likely_causes(findings: list[Finding], lineage: dict[str, Any]) -> list[Caus
             families.setdefault(f.family, []).append(f)
     old_profile, new_profile = (data["profile"]["old"] or {}), data["profile"]["new"]
     for family, matched in families.items():
+        regressed = {f.slice for f in matched} | {e["slice"] for f in matched for e in f.explains}
         for key, push in SIGNATURES[family]["data"]:
-            for where in dict.fromkeys(["overall", *[f.slice for f in matched if f.slice != "overall"]]):
-                old = (old_profile.get(where) or {}).get(key)
-                new = (new_profile.get(where) or {}).get(key)
-                if new is None:
-                    continue
-                # without a baseline dataset (a base-model baseline) a share is compared with an even split
-                reference = old if old is not None else (0.5 if key != "length_ratio_mean" else 1.0)
-                change = new - reference
-                if change * push <= 0.05:
-                    continue
-                hits = [f for f in matched if where == "overall" or f.slice == where]
-                size = min(1.0, abs(change) / (0.3 if key != "length_ratio_mean" else 1.0))
-                confidence = round(min(MAX_CONFIDENCE, 0.35 + 0.4 * size + 0.05 * min(len(hits), 3)), 2)
-                was = f"{old:.2f} in {data['old']}" if old is not None else "an even 0.50 split (the baseline had no training data)"
-                evidence = (f"{_label(key)} {'rose' if change > 0 else 'fell'} from {was} to {new:.2f} in {data['new']}"
-                            f"{'' if where == 'overall' else ' among ' + where + ' pairs'} ({new_profile[where]['pairs']} pairs); "
-                            f"{family} regression in " + ", ".join(f"{f.metric} {f.slice} ({f.diff:+.3g})" for f in hits))
-                causes.append(Cause("data", key, old, new, where, [f"{f.metric}@{f.slice}" for f in hits], evidence, confidence))
+            cause = _data_cause(family, key, push, matched, regressed, old_profile, new_profile, data)
+            if cause is not None:
+                causes.append(cause)
         for key, push in SIGNATURES[family]["config"]:
             if key in config and _moved(config[key], push):
                 causes.append(Cause("config", key, config[key]["old"], config[key]["new"], "training",
@@ -368,6 +356,49 @@ def likely_causes(findings: list[Finding], lineage: dict[str, Any]) -> list[Caus
     return sorted(causes, key=lambda c: -c.confidence)
 
 
+def _data_cause(family: str, key: str, push: int, matched: list[Finding], regressed: set[str], old_profile: dict[str, Any],
+                new_profile: dict[str, Any], data: dict[str, Any]) -> Cause | None:
+    """One data signal (e.g. ``chosen_longer``) against one problem family: overall, in the slices that
+    regressed, and in the slices that did not (a change confined to the regressing slices is stronger evidence)."""
+    def shift(where: str) -> tuple[float | None, float | None, float | None]:
+        new = (new_profile.get(where) or {}).get(key)
+        if new is None:
+            return None, None, None
+        old = (old_profile.get(where) or {}).get(key)
+        # without a baseline dataset (a base-model baseline) a share is compared with an even split
+        return old, new, push * (new - (old if old is not None else 0.5))
+
+    old, new, overall = shift("overall")
+    if new is None:
+        return None
+    inside = {w: shift(w) for w in sorted(regressed - {"overall"}) if w in new_profile}
+    outside = {w: shift(w) for w in sorted(set(new_profile) - regressed - {"overall"})
+               if w.split("=", 1)[0] in {r.split("=", 1)[0] for r in inside}}
+    moves = [overall] + [m for _, _, m in inside.values() if m is not None]
+    strongest = max(moves)
+    if strongest <= 0.05:
+        return None
+    # grows with the size of the shift: 0.1 -> 0.44, 0.2 -> 0.66, 0.33 -> 0.80 (x 0.9)
+    confidence = MAX_CONFIDENCE * (1 - np.exp(-strongest / 0.15))
+    calm = [m for _, _, m in outside.values() if m is not None]
+    if inside and calm and max(calm) >= strongest / 2:
+        confidence *= 0.75  # the data moved as much where nothing regressed: weaker evidence
+
+    def part(where: str, values: tuple) -> str:
+        was, now, _ = values
+        return f"{where} {was:.2f} -> {now:.2f}" if was is not None else f"{where} {now:.2f}"
+
+    was = f"{old:.2f} in {data['old']}" if old is not None else "an even 0.50 split (the baseline had no training data)"
+    evidence = f"{_label(key)} {'rose' if new > (old if old is not None else 0.5) else 'fell'} from {was} to {new:.2f} in {data['new']}"
+    evidence += f" ({new_profile['overall']['pairs']} pairs)"
+    if inside:
+        evidence += "; in the slices that regressed: " + ", ".join(part(w, v) for w, v in inside.items())
+    if outside:
+        evidence += "; elsewhere: " + ", ".join(part(w, v) for w, v in outside.items())
+    evidence += f"; matches the {family} regression in " + ", ".join(f"{f.metric} {f.slice} ({f.diff:+.3g})" for f in matched)
+    return Cause("data", key, old, new, "overall", [f"{f.metric}@{f.slice}" for f in matched], evidence, round(float(confidence), 2))
+
+
 def _moved(change: dict[str, Any], push: int) -> bool:
     old, new = change["old"], change["new"]
     if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
@@ -376,7 +407,7 @@ def _moved(change: dict[str, Any], push: int) -> bool:
 
 
 def _label(key: str) -> str:
-    return {"chosen_longer": "share of pairs whose chosen response is longer", "length_ratio_mean": "mean chosen/rejected length ratio",
+    return {"chosen_longer": "share of pairs whose chosen response is longer",
             "chosen_refuses": "share of chosen responses that refuse", "rejected_refuses": "share of rejected responses that refuse",
             "chosen_hedges": "share of chosen responses that hedge", "rejected_hedges": "share of rejected responses that hedge",
             "chosen_cites": "share of chosen responses that cite"}.get(key, key)
