@@ -116,3 +116,12 @@ def test_causes_match_signatures_and_rank_by_evidence():
     over = likely_causes([_f("over_refusal", family="over-refusal", diff=0.2)],
                          {**lineage, "data": {**lineage["data"], "profile": {"old": profile(0.5, 0.05), "new": profile(0.5, 0.40)}}})
     assert over[0].change == "chosen_refuses" and (over[0].old, over[0].new) == (0.05, 0.40)
+
+
+def test_falling_agreement_is_a_weak_generic_cause():
+    profile = lambda agreement: {"overall": {"pairs": 50, "chosen_longer": 0.5, "agreement": agreement}}  # noqa: E731
+    lineage = {"data": {"old": "d@1", "new": "d@2", "profile": {"old": profile(0.9), "new": profile(0.7)}}, "config": {}}
+    causes = likely_causes([_f("confident_wrong", family=None, diff=0.2)], lineage)
+    assert [(c.change, c.old, c.new, c.confidence) for c in causes] == [("agreement", 0.9, 0.7, 0.25)]
+    assert likely_causes([_f("confident_wrong", family=None)], {**lineage, "data": {**lineage["data"],
+                         "profile": {"old": profile(0.9), "new": profile(0.88)}}}) == []

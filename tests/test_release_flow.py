@@ -38,7 +38,8 @@ SLICES = ("factual", "howto", "advice")
 DECODE = {"max_new_tokens": 64, "batch_size": 8}
 POLICY = {"name": "chat", "rules": [{"metric": "length_tokens", "max_ratio": 1.3}, {"metric": "length_sentences", "max_ratio": 1.3},
                                     {"metric": "over_refusal", "max_increase": 0.1}],
-          "slice_keys": ["intent"], "min_items": 3}
+          "slice_keys": ["intent"], "min_items": 3,
+          "drift": {"rules": [{"metric": "length_tokens", "max_ratio": 1.6}]}}  # against the surface's first release
 SHORT = "Use the {topic} option."
 LONG = ("Great question! There are several things worth considering about {topic} before we begin. First, it depends on your "
         "situation. Second, many people find that the details matter a great deal. In short, use the {topic} option.")
@@ -153,6 +154,9 @@ def test_verbose_candidate_fails_is_diagnosed_mitigation_passes_and_rollback_rec
     # 4. a bad release forced out, then rolled back: the mitigated adapter is live again, recovery confirmed
     code, forced = release("promote", "verbose", "--surface", "chat", "--force", "--reason", "urgent launch")
     assert code == 0 and forced["release"]["forced"] and forced["gate"]["verdict"] == "fail"
+    # the drift budget compared it with the surface's reference run (the first release, good) too
+    drift = {c["slice"]: c["status"] for c in forced["gate"]["checks"] if c["kind"] == "drift"}
+    assert drift["intent=factual"] == "fail" and drift["intent=advice"] != "fail"
     code, back = release("rollback", "--surface", "chat")
     assert code == 0 and back["confirmed"] and back["differences"] == []
     assert back["restored"]["adapter_name"] == "mitigated" and back["rolled_back"]["adapter_name"] == "verbose"

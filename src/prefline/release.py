@@ -270,8 +270,9 @@ def rollback(ledger: Ledger, surface: str, *, surfaces: str | Path | None = None
         for base, cand, direction in ((recorded, new_run, "worse"), (new_run, recorded, "better")):
             result = _gate(ledger, base, cand, policy)
             gates.append(result)
+            # a hard limit (max_value, min_value) bounds a run, not a difference between two: left out
             differences += [{**asdict(c), "direction": direction, "decision_id": result.decision_id}
-                            for c in result.checks if c.status == "fail"]
+                            for c in result.checks if c.status == "fail" and getattr(c, "bound", "") not in ("max_value", "min_value")]
         confirmed = not differences
         message = (f"recovery confirmed: no gated metric of run {new_run} differs from run {recorded} beyond its margin"
                    if confirmed else

@@ -69,7 +69,7 @@ SIGNATURES: dict[str, dict[str, Any]] = {
 # Training settings that move any behaviour further from the base when they grow (or, for beta, shrink).
 DRIFT_CONFIG = {"learning_rate": +1, "epochs": +1, "max_steps": +1, "lora_r": +1, "beta": -1}
 CONFIG_KEYS = ("method", "beta", "learning_rate", "epochs", "max_steps", "lora_r", "lora_alpha", "ld_alpha", "label_smoothing",
-               "weights", "finetune")
+               "finetune")
 
 
 def family_of(metric: str) -> str | None:
@@ -302,11 +302,13 @@ def _profile(dataset: dict[str, Any], slice_keys: list[str]) -> dict[str, Any]:
             mask = np.isin(features.slices_code, codes)
         stats = bias_stats(mask, features.chosen_words, features.rejected_words, features.markers, features.sampled)
         out[name] = {"pairs": stats["pairs"], **{k: stats[k] for k in BIAS_KEYS if k in stats}}
+    # agreement: the consensus confidence of the pairs' labels; weight: what each pair's loss counted in training
     names = pq.ParquetFile(dataset["path"]).schema_arrow.names
-    if "confidence" in names:
-        conf = pq.read_table(dataset["path"], columns=["confidence"]).column("confidence").to_numpy(zero_copy_only=False)
-        conf = conf[~np.isnan(conf.astype(float))] if conf.size else conf
-        out["overall"]["agreement"] = round(float(conf.mean()), 4) if conf.size else None
+    for column, label in (("confidence", "agreement"), ("weight", "weight_mean")):
+        if column in names:
+            values = pq.read_table(dataset["path"], columns=[column]).column(column).to_numpy(zero_copy_only=False).astype(float)
+            values = values[~np.isnan(values)]
+            out["overall"][label] = round(float(values.mean()), 4) if values.size else None
     return out
 
 
@@ -349,6 +351,11 @@ def likely_causes(findings: list[Finding], lineage: dict[str, Any]) -> list[Caus
         causes.append(Cause("config", "method", config["method"]["old"], config["method"]["new"], "training",
                             [f"{f.metric}@{f.slice}" for f in findings],
                             f"training method changed from {config['method']['old']} to {config['method']['new']}", 0.25))
+    agreement = [(data["profile"][side] or {}).get("overall", {}).get("agreement") for side in ("old", "new")]
+    if findings and None not in agreement and agreement[0] - agreement[1] >= 0.05:
+        causes.append(Cause("data", "agreement", agreement[0], agreement[1], "overall", [f"{f.metric}@{f.slice}" for f in findings],
+                            f"labels agree less: mean consensus confidence fell from {agreement[0]:.2f} in {data['old']} to "
+                            f"{agreement[1]:.2f} in {data['new']}; noisier preferences can move any behaviour", 0.25))
     if data.get("major_change"):
         causes.append(Cause("data", "changed_share", None, data["changed_share"], "overall", [f"{f.metric}@{f.slice}" for f in findings],
                             f"{data['changed_share']:.0%} of the pairs changed from {data['old']} to {data['new']} "
