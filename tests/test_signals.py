@@ -53,14 +53,14 @@ def test_trl_conversational_multi_turn_and_implicit_prompt(ledger):
     assert rejects(result)[0]["line"] == 3 and "share no opening messages" in rejects(result)[0]["reason"]
 
 
-def test_trl_standard_plain_strings_and_implicit_prompt(ledger):
+def test_trl_standard_plain_strings_need_their_prompt(ledger):
     result = ingest(SIGNALS / "trl_standard.jsonl", "std", ledger)
     pairs = by_chosen(result)
     assert pairs[" Paris."]["prompt"] == [{"role": "user", "content": "The capital of France is"}]
-    # TRL's implicit form: the shared opening text is the prompt
-    assert pairs["blue."]["prompt"] == [{"role": "user", "content": "The sky is"}]
-    assert pairs["blue."]["rejected"][0]["content"] == "green."
-    assert (result.n_accepted, result.n_rejected) == (2, 1)
+    # two plain strings do not say where a prompt would end: no prompt is guessed from their shared opening
+    assert (result.n_accepted, result.n_rejected) == (1, 2)
+    reasons = {r["line"]: r["reason"] for r in rejects(result)}
+    assert reasons[2].startswith("missing field(s): 'prompt' (found: 'chosen', 'rejected')")
 
 
 def test_hh_rlhf_transcripts_split_into_prompt_and_final_replies(ledger):

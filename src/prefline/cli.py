@@ -631,7 +631,9 @@ def runs_export(
     if out is None:
         typer.echo(document)
     else:
-        out.write_text(document + "\n", encoding="utf-8")
+        from prefline.paths import output_file
+
+        output_file(out).write_text(document + "\n", encoding="utf-8")
         console.print(f"run {_s(run)} written to {_s(out)}")
 
 

@@ -19,7 +19,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # 1e400 in YAML is infinity: no setting may be infinite (or NaN)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TrainConfig(_Strict):
@@ -207,9 +208,9 @@ def load_policy(ref: str | Path | None = None) -> GatePolicy:
 
 def load_yaml(path: str | Path, model: type[M], section: str | None = None) -> M:
     """Read a YAML file (optionally one top-level section of it) into ``model``."""
-    path = Path(path)
-    if not path.is_file():
-        raise PreflineError(f"{path}: no such file")
+    from prefline.paths import input_file
+
+    path = input_file(path, "YAML file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

@@ -204,7 +204,8 @@ def pair_row(outcome: Outcome) -> dict[str, Any]:
         "axes": {axis: _relative(choice, label) for axis, choice in outcome.axes.items()},
         "signals": [{"kind": s.kind, "rule": s.rule, "source": s.source, "annotator": s.annotator,
                      "label": _relative(s.label, label), "confidence": s.confidence, "rationale": s.rationale,
-                     "axes": {axis: _relative(c, label) for axis, c in s.axes.items()}, "lines": s.lines}
+                     "axes": {axis: _relative(c, label) for axis, c in s.axes.items()}, "lines": s.lines,
+                     **({"extra": s.meta["extra"]} if s.meta.get("extra") else {})}
                     for s in signals],
         "key": outcome.key,
     }

@@ -180,7 +180,8 @@ def thread_signals(thread: list[_Shown], ctx: KindContext, source: str) -> Itera
         ctx.stats[f"events.{rule.name}"] += 1
 
 
-@signal_kind("events", unused_reason="no rule turns this event into a pair (see events.rules)")
+@signal_kind("events", unused_reason="no rule turns this event into a pair (see events.rules)",
+             fields=("session", "event", "response_id", "time", "user", "slices", "prompt", "response", "retry_of", "text"))
 def read_events(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     sessions: dict[str, list[_Event]] = {}
     for record in records:

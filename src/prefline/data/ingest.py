@@ -49,12 +49,13 @@ from typing import Any
 
 from prefline.data import consensus as consensus_mod
 from prefline.data.schema import SCHEMA_VERSION, Signal, signal_from_row
-from prefline.data.signals import SIGNAL_KINDS, Fate, IngestRules, KindContext, load_rules
+from prefline.data.signals import SIGNAL_KINDS, Fate, IngestRules, KindContext, extra_fields, load_rules
 from prefline.data.sources import DEFAULT_SIGNAL, RawRecord, reader_for
 from prefline.errors import PreflineError
 from prefline.hashing import file_hash
 from prefline.home import home_dir
 from prefline.ledger import Ledger, VersionTaken
+from prefline.paths import input_file
 
 NAME_MAX = 100
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -83,6 +84,7 @@ class IngestResult:
     consensus: str = "none"
     signals_path: str | None = None                            # None: plain pairs, whose pairs are their signals
     audit_path: str | None = None
+    unknown_fields: dict[str, int] = field(default_factory=dict)  # field the kind does not use -> records (kept as 'extra')
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -130,6 +132,7 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
     spec = SIGNAL_KINDS[kind]
     fates: dict[int, Fate] = {}
     valid_lines: list[int] = []
+    extras: dict[int, dict[str, Any]] = {}  # line -> fields the kind does not use (only lines that have some)
     n_read = 0
 
     def valid() -> Iterator[RawRecord]:
@@ -139,6 +142,10 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
             if record.error is not None:
                 fates[record.line] = Fate(record.line, "rejected", "unreadable", record.error, record.raw)
                 continue
+            extra = extra_fields(record.row, spec.fields)
+            if extra:
+                extras[record.line] = extra
+                ctx.unknown.update(extra.keys())
             valid_lines.append(record.line)
             yield record
 
@@ -155,6 +162,7 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
                 late.setdefault(line, Fate(line, "duplicate", "duplicate", f"duplicate of {first_of[identity]}"))
             continue
         first_of[identity] = f"line {min(item.lines)}"
+        keep_extra(item, [extras[line] for line in item.lines if line in extras])
         signals.append(item)
 
     carried_ids = {id(s) for s in carried}
@@ -191,6 +199,16 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
     return Assembly(n_read, rows, signals, fates, accepted, ctx.stats, ctx.audit)
 
 
+def keep_extra(signal: Signal, found: list[dict[str, Any]]) -> None:
+    """Fields its records carried that the kind does not use, kept on the signal (first record's value wins)."""
+    merged: dict[str, Any] = {}
+    for extra in found:
+        for key, value in extra.items():
+            merged.setdefault(key, value)
+    if merged:
+        signal.meta["extra"] = merged
+
+
 # --- streaming: one pair per signal ---------------------------------------------------------------
 
 
@@ -220,6 +238,7 @@ class Answers:
     signals: Any   # pyarrow.Table or None
     stats: Counter
     audit: list[dict[str, Any]]
+    unknown: Counter = field(default_factory=Counter)  # fields the kind does not use -> records
 
 
 def _digest(identity: tuple) -> bytes:
@@ -240,6 +259,10 @@ def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
         if isinstance(item, Fate):
             outcomes.append((record.line, item, None))
             continue
+        extra = extra_fields(record.row, spec.fields)
+        if extra:
+            ctx.unknown.update(extra.keys())
+            keep_extra(item, [extra])
         signals.append(item)
         outcome = None if item.excluded else consensus_mod.single(item.key, item)
         fate = None
@@ -250,7 +273,7 @@ def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
             fate = Fate(record.line, "excluded", category, reason)
         outcomes.append((record.line, fate, _digest(_identity(item, job.method))))
     pairs, signal_rows = tables(rows, signals if job.keep_signals else None)
-    return Answers(outcomes, pairs, signal_rows, ctx.stats, ctx.audit)
+    return Answers(outcomes, pairs, signal_rows, ctx.stats, ctx.audit, ctx.unknown)
 
 
 _JOB: StreamJob | None = None
@@ -334,6 +357,7 @@ def stream(records: Iterable[RawRecord], job: StreamJob, out: "VersionWriter", c
         out.write(answers.pairs.filter(pa.array(keep_pairs, pa.bool_())), kept)
         ctx.stats.update(answers.stats)
         ctx.audit.extend(answers.audit)
+        ctx.unknown.update(answers.unknown)
 
 
 # --- ingest ------------------------------------------------------------------------------------
@@ -352,8 +376,7 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
     """
     path = Path(path)
     check_name(name)
-    if not path.is_file():
-        raise PreflineError(f"{path}: no such file")
+    input_file(path)
     rules = rules if isinstance(rules, IngestRules) else load_rules(rules)
     read = reader_for(path, fmt)
     fmt_name = fmt or path.suffix.lstrip(".")
@@ -493,6 +516,10 @@ class VersionWriter:
         excluded = dict(sorted(self.excluded.items()))
         stats = dict(sorted(ctx.stats.items()))
         digest = self.digest.hexdigest()
+        unknown = dict(sorted(ctx.unknown.items()))
+        if unknown:  # once per file, first: the fields were kept, but the user may have misspelled one
+            self.problems.insert(0, f"{self.path}: field(s) the {kind} kind does not use, kept with each pair's signals under 'extra': "
+                                 + ", ".join(f"{name!r} ({n} record(s))" for name, n in unknown.items()))
         counts = {"n_read": self.n_read, "n_accepted": self.n_accepted, "n_rejected": self.counts["rejected"],
                   "n_duplicates": self.counts["duplicate"], "n_excluded": self.counts["excluded"], "n_pairs": self.n_pairs}
         with version_lock(self.name):
@@ -513,7 +540,7 @@ class VersionWriter:
                         meta={"schema_version": SCHEMA_VERSION, **meta, "signal": kind, "consensus": method,
                               "slices": self.slices, "excluded": excluded, "stats": stats,
                               "rules": rules.model_dump(mode="json"), "signals_path": signals_path,
-                              "audit_path": audit_path},
+                              "audit_path": audit_path, "unknown_fields": unknown},
                     )
                 except VersionTaken:  # another ledger client (another machine) took the number: try the next
                     final.rename(self.folder)
@@ -529,7 +556,7 @@ class VersionWriter:
             dataset_id=dataset_id, name=self.name, version=version, content_hash=digest,
             path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"), problems=self.problems,
             excluded=excluded, stats=stats, signal=kind, consensus=method,
-            signals_path=signals_path, audit_path=audit_path, **counts,
+            signals_path=signals_path, audit_path=audit_path, unknown_fields=unknown, **counts,
         )
 
 
@@ -702,5 +729,5 @@ def _signals_of_plain_pairs(path: Path) -> list[Signal]:
         signals.append(Signal(prompt=row["prompt"], a=row["chosen"], b=row["rejected"], label="a", kind=given["kind"],
                               rule=given["rule"], source=given["source"], annotator=given["annotator"],
                               rationale=given["rationale"], confidence=given["confidence"], slices=json.loads(row["slices"]),
-                              lines=given["lines"]))
+                              lines=given["lines"], meta={"extra": given["extra"]} if given.get("extra") else {}))
     return signals

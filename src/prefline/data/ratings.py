@@ -210,7 +210,9 @@ def _long_row(row: dict[str, Any], line: int, ctx: KindContext, groups: dict[str
     return None
 
 
-@signal_kind("ratings", unused_reason="no pair from this prompt's ratings: ties, gaps below ratings.margin or over the cap (counted in the stats)")
+@signal_kind("ratings", unused_reason="no pair from this prompt's ratings: ties, gaps below ratings.margin or over the cap (counted in the stats)",
+             fields=("prompt", "responses", "slices", "source", "response", "rating", "ratings", "annotator", "axis",
+                     "prompt_id", "response_id"))
 def read_ratings(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     rules = ctx.rules.ratings
     groups: dict[str, _Group] = {}

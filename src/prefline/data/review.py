@@ -28,6 +28,7 @@ from prefline.data.sources import RawRecord, reader_for
 from prefline.errors import PreflineError
 from prefline.hashing import file_hash
 from prefline.ledger import Ledger
+from prefline.paths import input_file, output_file
 
 CSV_COLUMNS = ["review_id", "dataset", "prompt", "response_a", "response_b", "consensus_label", "consensus_confidence",
                "disagreement", "votes", "decision", "reviewer", "rationale"]
@@ -91,7 +92,7 @@ def export_review(dataset_ref: str, out: str | Path, ledger: Ledger, min_disagre
         raise PreflineError(f"{out}: the review file must end in .jsonl or .csv")
     dataset = ledger.get_dataset(dataset_ref)
     rows = review_queue(dataset, load_signals(dataset), min_disagreement)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    output_file(out)
     if suffix == ".jsonl":
         with open(out, "w", encoding="utf-8") as handle:
             for row in rows:
@@ -155,8 +156,7 @@ def import_review(path: str | Path, into: str, ledger: Ledger, base: str | None 
 
     path = Path(path)
     check_name(into)
-    if not path.is_file():
-        raise PreflineError(f"{path}: no such file")
+    input_file(path, "review file")
     read = reader_for(path)
     rules = IngestRules()
     base_ref = base or _base_ref(path, read, rules.read_options()) or into

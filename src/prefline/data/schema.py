@@ -218,27 +218,37 @@ def split_shared_prefix(chosen: list[dict[str, str]], rejected: list[dict[str, s
     return prompt, chosen_tail, rejected_tail
 
 
-def _split_shared_text(chosen: str, rejected: str) -> tuple[str, str, str]:
-    """TRL's standard implicit-prompt form: the longest common prefix of two strings is the prompt."""
-    index = 0
-    while index < min(len(chosen), len(rejected)) and chosen[index] == rejected[index]:
-        index += 1
-    if index and chosen[index - 1] == " ":  # the separating space belongs to neither side
-        index -= 1
-    prompt = chosen[:index]
-    if not prompt.strip():
-        raise RowError("no 'prompt', and 'chosen' and 'rejected' share no opening text to take as the prompt")
-    return prompt, chosen[index:].strip(), rejected[index:].strip()
-
-
 def _implicit_prompt(row: dict[str, Any]) -> tuple[list, list, list]:
+    """The prompt of a row without one, where the format says what it is: the turns two HH-RLHF
+    transcripts share, or the messages two conversations share (their roles mark the user's turns).
+
+    Two plain strings do not say where a prompt would end ("The answer is 4." / "The answer is 5."
+    share "The answer is"), so such a row is missing its prompt, and is rejected as such.
+    """
     chosen, rejected = row["chosen"], row["rejected"]
     if is_hh_transcript(chosen) and is_hh_transcript(rejected):
         return split_shared_prefix(hh_messages(chosen, "chosen"), hh_messages(rejected, "rejected"))
-    if isinstance(chosen, str) and isinstance(rejected, str):
-        prompt, chosen, rejected = _split_shared_text(chosen, rejected)
-        return [{"role": "user", "content": prompt}], _messages(chosen, "chosen", "assistant"), _messages(rejected, "rejected", "assistant")
-    return split_shared_prefix(_messages(chosen, "chosen", "user"), _messages(rejected, "rejected", "user"))
+    if isinstance(chosen, list) and isinstance(rejected, list):
+        return split_shared_prefix(_messages(chosen, "chosen", "user"), _messages(rejected, "rejected", "user"))
+    raise RowError(missing_message(row, ["prompt"]))
+
+
+def missing_message(row: dict[str, Any], missing: list[str]) -> str:
+    """``missing field(s): 'prompt' (found: 'promt', 'chosen', 'rejected'; 'promt' looks like 'prompt')``."""
+    import difflib
+
+    found = [str(name) for name in row]
+    near = [f"{close[0]!r} looks like {name!r}" for name in missing
+            if (close := difflib.get_close_matches(name, [f for f in found if f not in missing], n=1, cutoff=0.7))]
+    listed = ", ".join(repr(f) for f in found[:20]) + (", ..." if len(found) > 20 else "") or "none"
+    return f"missing field(s): {', '.join(repr(m) for m in missing)} (found: {listed}{'; ' + '; '.join(near) if near else ''})"
+
+
+def require(row: dict[str, Any], names: tuple[str, ...] | list[str]) -> None:
+    """A RowError naming every missing field, the fields found and the nearest match of each missing one."""
+    missing = [name for name in names if name not in row]
+    if missing:
+        raise RowError(missing_message(row, missing))
 
 
 # --- rows -> pairs ----------------------------------------------------------------------------
@@ -261,10 +271,10 @@ def optional_text(row: dict[str, Any], name: str) -> str | None:
     value = row.get(name)
     if value is None or value == "":
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # a numeric annotator id from a CSV or Parquet column
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a numeric id (an annotator, a source) from JSON or a Parquet column
     if not isinstance(value, str):
-        raise RowError(f"'{name}' must be a string, got {type(value).__name__}")
+        raise RowError(f"'{name}' must be a string (or a whole-number id), got {type(value).__name__}")
     return value
 
 
@@ -296,9 +306,7 @@ def pair_fields(row: Any, default_source: str = "",
     if "prompt" not in row and not missing:
         prompt, chosen, rejected = _implicit_prompt(row)
     else:
-        missing = [name for name in ("prompt", "chosen", "rejected") if name not in row]
-        if missing:
-            raise RowError(f"missing field(s): {', '.join(repr(m) for m in missing)}")
+        require(row, ("prompt", "chosen", "rejected"))
         prompt = prompt_messages(row["prompt"])
         chosen = reply_messages(row["chosen"], "chosen")
         rejected = reply_messages(row["rejected"], "rejected")
@@ -309,8 +317,6 @@ def pair_fields(row: Any, default_source: str = "",
         raise RowError("'chosen' and 'rejected' are identical: the pair teaches nothing")
 
     slices = check_slices(row.get("slices"), slice_vocabulary)
-    source = row.get("source", default_source) or default_source
-    if not isinstance(source, str):
-        raise RowError(f"'source' must be a string, got {type(source).__name__}")
+    source = optional_text(row, "source") or default_source
     weight = unit_weight(row.get("weight", 1.0))
     return prompt, chosen, rejected, slices, source, weight

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prefline.data.schema import (
-    RowError, Signal, check_slices, optional_text, pair_fields, prompt_messages, reply_messages, unit_weight,
+    RowError, Signal, check_slices, optional_text, pair_fields, prompt_messages, reply_messages, require, unit_weight,
 )
 from prefline.data.sources import DEFAULT_MAX_ROW_BYTES, RawRecord, ReadOptions
 
@@ -36,7 +36,8 @@ FeedbackEvent = Literal["accept", "regenerate", "reask", "thumbs_up", "thumbs_do
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # 1e400 in YAML is infinity: no limit or margin may be infinite (or NaN)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LimitsRules(_Strict):
@@ -165,6 +166,7 @@ class KindContext:
     rules: IngestRules
     stats: Counter = field(default_factory=Counter)     # kind-specific counts, e.g. "ratings.ties"
     audit: list[dict[str, Any]] = field(default_factory=list)
+    unknown: Counter = field(default_factory=Counter)   # field the kind does not use -> records that have it
 
 
 @dataclass(frozen=True)
@@ -175,19 +177,30 @@ class SignalKind:
     # Each record yields exactly one signal or one Fate, at once: without consensus, ingest can
     # store it before reading the next record (it streams the file).
     one_per_record: bool = False
+    # The top-level fields a record of this kind may use; any other is kept with the record's
+    # signals (``meta["extra"]``) and reported once per file. None: the kind takes any field.
+    fields: frozenset[str] | None = None
 
 
 SIGNAL_KINDS: dict[str, SignalKind] = {}
 
 
-def signal_kind(name: str, unused_reason: str = "the record produced no signal", one_per_record: bool = False):
+def signal_kind(name: str, unused_reason: str = "the record produced no signal", one_per_record: bool = False,
+                fields: Iterable[str] | None = None):
     def register(fn):
         if name in SIGNAL_KINDS:
             raise ValueError(f"signal kind {name!r} is already registered")
-        SIGNAL_KINDS[name] = SignalKind(name, fn, unused_reason, one_per_record)
+        SIGNAL_KINDS[name] = SignalKind(name, fn, unused_reason, one_per_record, frozenset(fields) if fields is not None else None)
         return fn
 
     return register
+
+
+def extra_fields(row: Any, known: frozenset[str] | None) -> dict[str, Any]:
+    """The fields of a record its kind does not use (kept, not dropped)."""
+    if known is None or not isinstance(row, dict):
+        return {}
+    return {key: value for key, value in row.items() if key not in known}
 
 
 def per_record(records: Iterable[RawRecord], ctx: KindContext,
@@ -219,16 +232,15 @@ def _source(row: dict[str, Any], ctx: KindContext) -> str:
 
 def two_responses(row: dict[str, Any], required: tuple[str, ...]) -> tuple[list, list, list]:
     """prompt, response_a, response_b of a row, validated (``required`` lists every field the row needs)."""
-    missing = [name for name in required if name not in row]
-    if missing:
-        raise RowError(f"missing field(s): {', '.join(repr(m) for m in missing)}")
+    require(row, required)
     return prompt_messages(row["prompt"]), reply_messages(row["response_a"], "response_a"), reply_messages(row["response_b"], "response_b")
 
 
 # --- pairs: a file of chosen/rejected rows (the default) ----------------------------------------
 
 
-@signal_kind("pairs", one_per_record=True)
+@signal_kind("pairs", one_per_record=True,
+             fields=("prompt", "chosen", "rejected", "slices", "source", "weight", "annotator", "rationale"))
 def read_pairs(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     """Rows that already say which response is better: each is one signal for its chosen response."""
 
@@ -244,7 +256,9 @@ def read_pairs(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signa
 # --- pairwise human choices ------------------------------------------------------------------
 
 
-@signal_kind("pairwise", one_per_record=True)
+@signal_kind("pairwise", one_per_record=True,
+             fields=("prompt", "response_a", "response_b", "choice", "annotator", "rationale", "axes", "slices", "source",
+                     "weight", "chosen", "rejected"))
 def read_pairwise(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     """A person's A/B choice (or tie), with annotator, rationale and optional per-axis choices.
 
@@ -285,7 +299,8 @@ def _audited(key: str, judge: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-@signal_kind("judge", one_per_record=True)
+@signal_kind("judge", one_per_record=True,
+             fields=("prompt", "response_a", "response_b", "judge", "verdict_ab", "verdict_ba", "rationale", "slices", "source"))
 def read_judge(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signal | Fate]:
     """A judge model's verdicts on one pair, asked in both orders.
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefline.data.schema import RowError, hh_messages, split_shared_prefix
+from prefline.data.schema import RowError, hh_messages, require, split_shared_prefix
 from prefline.errors import PreflineError
 
 DEFAULT_MAX_ROW_BYTES = 4 * 1024 * 1024
@@ -48,6 +48,8 @@ READERS: dict[str, Reader] = {}
 DEFAULT_SIGNAL: dict[str, str] = {"ultrafeedback": "ratings"}
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _RAW_KEPT = 2000  # characters of an oversized record kept in the rejects file
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, written first by some spreadsheet exports
+MAX_DEPTH = 64  # deepest nesting of lists and objects a record may have
 
 
 def reader(name: str) -> Callable[[Reader], Reader]:
@@ -73,6 +75,8 @@ def _lines(handle, options: ReadOptions) -> Iterator[tuple[int, bytes | None, in
         if not data:
             return
         number += 1
+        if number == 1 and data.startswith(_BOM):  # a byte-order mark opens the file, not its first record
+            data = data[len(_BOM):]
         if len(data) > options.max_row_bytes and not data.endswith(b"\n"):
             size, head = len(data), data[:_RAW_KEPT]
             while data and not data.endswith(b"\n"):  # skip the rest of the line without keeping it
@@ -101,10 +105,49 @@ def read_jsonl(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[Raw
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield RawRecord(number, text.rstrip("\n"), error=f"not valid JSON ({exc.msg} at column {exc.colno})")
+                yield RawRecord(number, text.rstrip("\n"), error=json_error(exc, text))
                 continue
-            problem = _lone_surrogate(text, row)
+            except RecursionError:
+                yield RawRecord(number, _head(text), error=f"nested deeper than {MAX_DEPTH} levels")
+                continue
+            problem = _too_deep(text, row) or _lone_surrogate(text, row)
             yield RawRecord(number, text.rstrip("\n"), error=problem) if problem else RawRecord(number, text.rstrip("\n"), row=row)
+
+
+def json_error(exc: json.JSONDecodeError, text: str) -> str:
+    """A JSON error, placed where it is: a line cut short is "ends before its closing '}'", not an error at column 1."""
+    body = text.rstrip()
+    if exc.pos >= len(body):
+        closers = {"{": "}", "[": "]"}
+        opened = body.lstrip()[:1]
+        if opened in closers:
+            return f"not valid JSON: the line ends before its closing {closers[opened]!r} (cut short?)"
+        return "not valid JSON: the line ends in the middle of a value (cut short?)"
+    return f"not valid JSON ({exc.msg} at column {exc.colno})"
+
+
+def _head(text: str) -> str:
+    return text[:_RAW_KEPT] + (" ..." if len(text) > _RAW_KEPT else "")
+
+
+def depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar is 0), found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _too_deep(text: str, row: Any) -> str | None:
+    """Rows nested deeper than MAX_DEPTH are rejected (later steps recurse through them)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # cannot nest that deep: skip the walk for almost every row
+        return None
+    return f"nested deeper than {MAX_DEPTH} levels" if depth(row) > MAX_DEPTH else None
 
 
 def _lone_surrogate(text: str, row: Any) -> str | None:
@@ -130,7 +173,7 @@ def _cell(column: str, value: str) -> Any:
     if column in MESSAGE_COLUMNS and value.lstrip().startswith("[{"):
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
         return parsed if isinstance(parsed, list) else value
     if column in NUMBER_COLUMNS or column.startswith("ratings."):
@@ -204,7 +247,7 @@ def read_csv(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRe
         _, problem = feed.take()
         if problem:
             raise PreflineError(f"{path}:1: cannot read the CSV header ({problem})")
-        header = [h.strip() for h in header]
+        header = [h.strip().removeprefix("\ufeff") for h in header]
         if len(set(header)) != len(header):
             raise PreflineError(f"{path}:1: the CSV header repeats a column name: {', '.join(header)}")
         start = feed.number + 1
@@ -227,7 +270,9 @@ def read_csv(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRe
                 which = "short" if len(cells) < len(header) else "long"
                 yield RawRecord(line, raw, error=f"row has {len(cells)} cells but the header has {len(header)} (a {which} or cut row)")
             else:
-                yield RawRecord(line, raw, row=csv_row(header, cells))
+                row = csv_row(header, cells)
+                problem = _too_deep(raw, row)
+                yield RawRecord(line, raw, error=problem) if problem else RawRecord(line, raw, row=row)
 
 
 # --- Parquet ---------------------------------------------------------------------------------
@@ -277,9 +322,7 @@ def hh_row(row: Any) -> dict[str, Any]:
     """An HH-RLHF row (``chosen``/``rejected`` transcripts sharing their opening) -> a pair row."""
     if not isinstance(row, dict):
         raise RowError(f"a row must be a JSON object, got {type(row).__name__}")
-    missing = [name for name in ("chosen", "rejected") if name not in row]
-    if missing:
-        raise RowError(f"missing field(s): {', '.join(repr(m) for m in missing)}")
+    require(row, ("chosen", "rejected"))
     prompt, chosen, rejected = split_shared_prefix(hh_messages(row["chosen"], "chosen"), hh_messages(row["rejected"], "rejected"))
     if len(chosen) != 1 or len(rejected) != 1:
         raise RowError("'chosen' and 'rejected' differ before their final reply: not a single preference")
@@ -300,8 +343,9 @@ def ultrafeedback_row(row: Any) -> dict[str, Any]:
     """An UltraFeedback row -> a ratings row: one response per completion, its aspect ratings as one rater's."""
     if not isinstance(row, dict):
         raise RowError(f"a row must be a JSON object, got {type(row).__name__}")
-    if "instruction" not in row or "completions" not in row:
-        raise RowError("missing field(s): " + ", ".join(repr(m) for m in ("instruction", "completions") if m not in row))
+    require(row, ("instruction", "completions"))
+    if not isinstance(row["instruction"], str) or not row["instruction"].strip():
+        raise RowError(f"'instruction' must be a non-empty string, got {row['instruction']!r:.80}")
     completions = row["completions"]
     if not isinstance(completions, list):
         raise RowError(f"'completions' must be a list, got {type(completions).__name__}")
@@ -310,6 +354,11 @@ def ultrafeedback_row(row: Any) -> dict[str, Any]:
         where = f"'completions[{index}]'"
         if not isinstance(completion, dict) or "response" not in completion:
             raise RowError(f"{where} must be an object with 'response' and 'annotations'")
+        if not isinstance(completion["response"], str) or not completion["response"].strip():
+            # named as the file names it: the ratings rows made from it call this responses[i].text
+            raise RowError(f"{where}.response must be a non-empty string, got {completion['response']!r:.80}")
+        if completion.get("model") is not None and not isinstance(completion["model"], str):
+            raise RowError(f"{where}.model must be a string, got {type(completion['model']).__name__}")
         annotations = completion.get("annotations") or {}
         if not isinstance(annotations, dict):
             raise RowError(f"{where}.annotations must be an object of aspects")
@@ -325,9 +374,14 @@ def ultrafeedback_row(row: Any) -> dict[str, Any]:
         rationale = "; ".join(f"{a}: {v['Rationale']}" for a, v in annotations.items() if isinstance(v, dict) and v.get("Rationale"))
         responses.append({"id": completion.get("model") or f"completion-{index}", "text": completion["response"],
                           "ratings": [{"annotator": "ultrafeedback", **ratings}] if ratings else [], "rationale": rationale or None})
-    out: dict[str, Any] = {"prompt": row["instruction"], "responses": responses}
-    if isinstance(row.get("source"), str) and row["source"]:
-        out["slices"] = {"origin": row["source"]}  # the collection the instruction was drawn from
+    source = row.get("source")
+    if source not in (None, "") and not isinstance(source, str):
+        raise RowError(f"'source' must be a string (the collection the instruction came from), got {type(source).__name__}")
+    # fields this layout does not use are kept: they travel to the ratings kind, which keeps unknown fields
+    out: dict[str, Any] = {k: v for k, v in row.items() if k not in ("instruction", "completions", "source")}
+    out.update({"prompt": row["instruction"], "responses": responses})
+    if source:
+        out["slices"] = {"origin": source}  # the collection the instruction was drawn from
     return out
 
 

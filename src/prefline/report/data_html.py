@@ -26,10 +26,7 @@ def write_html(report: dict[str, Any], path: str | Path) -> Path:
 
 def plots(report: dict[str, Any]) -> dict[str, Any]:
     """Inline SVGs: coverage bars against targets, the length-ratio histogram, the close-call distribution."""
-    out = {}
-    coverage = _coverage_plot(report["coverage"])
-    if coverage:
-        out["coverage"] = coverage
+    out: dict[str, Any] = {"coverage": _coverage_plot(report["coverage"]), "close_calls": None}  # a plot may be absent
     hist = report["bias"]["length_ratio_log2_histogram"]
     out["length_ratio"] = _histogram(hist["edges"], hist["counts"], "log2(chosen words / rejected words)", "pairs",
                                      "chosen shorter  ←  equal  →  chosen longer")

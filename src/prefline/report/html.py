@@ -36,10 +36,10 @@ def render(template: str, **context: Any) -> str:
 
 
 def write(text: str, path: str | Path) -> Path:
-    """Write a rendered report, failing with one line when the folder is missing."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise PreflineError(f"{path}: folder {path.parent} does not exist")
+    """Write a rendered report, failing with one line when the path is a folder or its folder is missing."""
+    from prefline.paths import output_file
+
+    path = output_file(path)
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -46,9 +46,9 @@ SURFACES: dict[str, dict[str, Any]] = {
 
 def load_train_file(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """A training YAML file -> (the TrainConfig fields it sets, its ``surfaces`` section), both validated."""
-    path = Path(path)
-    if not path.is_file():
-        raise PreflineError(f"{path}: no such file")
+    from prefline.paths import input_file
+
+    path = input_file(path, "training YAML file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
