@@ -60,7 +60,8 @@ def test_interrupted_run_resumes_from_finished_batches(ledger, tiny_model_dir, m
     monkeypatch.setattr(backends.HFBackend, "generate", dies_after_two_batches)
     with pytest.raises(KeyboardInterrupt):
         run_eval(suite, ledger, model_spec=str(tiny_model_dir), decoding=DECODE, show_progress=False)
-    assert ledger.list_runs()[-1]["status"] == "running"
+    stopped = ledger.list_runs()[-1]
+    assert (stopped["status"], stopped["error"]) == ("failed", "interrupted (Ctrl-C or SIGTERM)")
 
     asked: list[int] = []
     monkeypatch.setattr(backends.HFBackend, "generate", lambda self, c, on_batch=None: (asked.append(len(c)), real(self, c, on_batch))[1])
@@ -197,7 +198,7 @@ def test_suite_header_names_its_scorers(ledger, tiny_model_dir, tmp_path):
     assert explicit["scorers"] == ["refusal"]  # the caller's choice wins over the header's
 
     header.write_text(text + "\nscorers: length\n")
-    with pytest.raises(PreflineError, match="scorers must be a list of scorer names"):
+    with pytest.raises(PreflineError, match="scorers: Input should be a valid list"):
         load_suite(str(folder))
 
 

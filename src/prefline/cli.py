@@ -52,9 +52,10 @@ class _Group(TyperGroup):
             _error_line("the input is nested too deeply to process")
             raise typer.Exit(EXIT_USAGE) from None
         except OSError as exc:
-            if exc.filename is None or isinstance(exc, BrokenPipeError):
+            about_files = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+            if isinstance(exc, BrokenPipeError) or (exc.filename is None and not isinstance(exc, about_files)):
                 raise
-            _error_line(f"{exc.filename}: {exc.strerror or exc}")
+            _error_line(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc))
             raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -148,6 +149,7 @@ def data_ingest(
     from prefline.data.ingest import ingest
 
     result = ingest(file, name, _ledger(), fmt=fmt, source=source, signal=signal, rules=rules, consensus=consensus)
+    _print_problems(result)  # on stderr, with or without --json
     if as_json:
         _print_json(result.as_dict())
     else:
@@ -156,12 +158,16 @@ def data_ingest(
         raise typer.Exit(1)
 
 
-def _print_ingest(result) -> None:  # noqa: ANN001
+def _print_problems(result) -> None:  # noqa: ANN001
+    """The first 50 problems of an ingest (rejected rows, unknown fields), on stderr."""
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     for problem in result.problems[:50]:
         err.print(_plain(problem), markup=False)
     if len(result.problems) > 50:
         err.print(_plain(f"... and {len(result.problems) - 50} more in {result.rejects_path}"), markup=False)
+
+
+def _print_ingest(result) -> None:  # noqa: ANN001
     counts = (f"  read {result.n_read} = accepted {result.n_accepted} + rejected {result.n_rejected}"
               f" + duplicates {result.n_duplicates} + excluded {result.n_excluded}")
     lines = [f"dataset [bold]{_s(result.name)}@{result.version}[/bold] (id {result.dataset_id}, hash {result.content_hash[:12]})", counts]
@@ -238,6 +244,7 @@ def data_review_import(
     from prefline.data.review import import_review
 
     result = import_review(file, into, _ledger(), base=base)
+    _print_problems(result)
     if as_json:
         return _print_json(result.as_dict())
     _print_ingest(result)
@@ -684,10 +691,18 @@ def suite_list(as_json: bool = JsonOpt) -> None:
 
 @suite_app.command("validate")
 def suite_validate(suite: str = typer.Argument(..., help="Shipped suite name, suite folder or suite.yaml.")) -> None:
-    """Check every item of a suite (reports all malformed items at once, with file, line and field)."""
-    from prefline.evals.suite import load_suite
+    """Check a suite as a run would, before generating anything: the header (keys, version, scorer names),
+    every item (fields, constraints, JSON Schema, tool calls; all malformed items at once, with file and
+    line), the header's slice_counts against the items, and that a frozen version still hashes the same."""
+    from prefline.evals.suite import check_frozen, load_suite, slice_count_problems
 
     loaded = load_suite(suite)
+    check_frozen(loaded, _ledger())
+    counts = slice_count_problems(loaded)
+    if counts and loaded.declared_slice_counts is not None:
+        raise PreflineError(f"suite {loaded.name} v{loaded.version}: " + "; ".join(counts))
+    for problem in counts:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(_plain(f"warning: {problem}"), markup=False)
     console.print(f"suite {_s(loaded.name)} v{loaded.version}: {len(loaded.items)} items valid, hash {loaded.hash}")
 
 

@@ -255,14 +255,13 @@ def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
         if record.error is not None:
             outcomes.append((record.line, Fate(record.line, "rejected", "unreadable", record.error), None))
             continue
+        extra = extra_fields(record.row, spec.fields)
+        ctx.unknown.update(extra.keys())
         (item,) = spec.read([record], ctx)  # a kind that answers record by record: exactly one item
         if isinstance(item, Fate):
             outcomes.append((record.line, item, None))
             continue
-        extra = extra_fields(record.row, spec.fields)
-        if extra:
-            ctx.unknown.update(extra.keys())
-            keep_extra(item, [extra])
+        keep_extra(item, [extra])
         signals.append(item)
         outcome = None if item.excluded else consensus_mod.single(item.key, item)
         fate = None

@@ -173,8 +173,10 @@ def _cell(column: str, value: str) -> Any:
     if column in MESSAGE_COLUMNS and value.lstrip().startswith("[{"):
         try:
             parsed = json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
+        except json.JSONDecodeError:
             return value
+        except RecursionError:
+            raise RowError(f"column {column!r} is nested deeper than {MAX_DEPTH} levels") from None
         return parsed if isinstance(parsed, list) else value
     if column in NUMBER_COLUMNS or column.startswith("ratings."):
         try:
@@ -270,7 +272,11 @@ def read_csv(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRe
                 which = "short" if len(cells) < len(header) else "long"
                 yield RawRecord(line, raw, error=f"row has {len(cells)} cells but the header has {len(header)} (a {which} or cut row)")
             else:
-                row = csv_row(header, cells)
+                try:
+                    row = csv_row(header, cells)
+                except RowError as exc:
+                    yield RawRecord(line, raw[:_RAW_KEPT], error=str(exc))
+                    continue
                 problem = _too_deep(raw, row)
                 yield RawRecord(line, raw, error=problem) if problem else RawRecord(line, raw, row=row)
 

@@ -130,6 +130,7 @@ class Suite:
     path: Path
     items: list[SuiteItem]
     scorers: list[str] = field(default_factory=list)  # the header's default scorers; empty: prefline's defaults
+    declared_slice_counts: dict[str, dict[str, int]] | None = None  # the header's slice_counts (None: not declared)
 
     @property
     def hash(self) -> str:
@@ -158,59 +159,144 @@ def _locate(ref: str) -> Path:
     shipped = resources.files("prefline") / "resources" / "suites" / ref / "suite.yaml"
     if shipped.is_file():
         return Path(str(shipped))
+    if path.is_dir():
+        raise PreflineError(f"suite folder {path} has no suite.yaml (the header naming the suite, its version and its items file)")
     raise PreflineError(f"unknown suite {ref!r}: not a suite folder or suite.yaml; shipped suites: {', '.join(shipped_suites())}")
 
 
-def load_suite(ref: str) -> Suite:
-    """Load and validate a suite by shipped name, folder or header path; report all bad items at once."""
-    from prefline.evals.scorers.behaviour_instructions import constraint_problems
+class SuiteHeader(BaseModel):
+    """``suite.yaml``: every key is checked, as rules and policy files are (an unknown key is an error)."""
 
-    header_path = _locate(ref)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1, description="The suite's name; with `version`, what a frozen suite is known by.")
+    version: int = Field(ge=1, description="A whole number from 1; raise it whenever the items change after freezing.")
+    schema_version: int = Field(SUITE_SCHEMA_VERSION, description="The suite file format; this prefline reads 1.")
+    description: str = Field("", description="What the suite is for.")
+    items: str = Field(min_length=1, description="The items file, relative to suite.yaml (JSONL, one item per line).")
+    scorers: list[str] = Field(default_factory=list, description="Scorers `prefline eval` runs by default (registered names).")
+    slice_counts: dict[str, dict[str, int]] | None = Field(None, description=(
+        "Items per slice key and value, repeated from the items so a reader sees the suite's make-up; "
+        "`prefline suite validate` checks it against the items."))
+
+
+def _header(header_path: Path) -> SuiteHeader:
     try:
-        header = yaml.safe_load(header_path.read_text(encoding="utf-8")) or {}
+        header = yaml.safe_load(header_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise PreflineError(f"{header_path}: not valid YAML ({exc})") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise PreflineError(f"{header_path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(header, dict):
+        raise PreflineError(f"{header_path}: the suite header must be a mapping of keys (name, version, items, ...), "
+                            f"got {type(header).__name__}")
     missing = [k for k in ("name", "version", "items") if k not in header]
     if missing:
         raise PreflineError(f"{header_path}: missing header field(s): {', '.join(missing)}")
-    if header.get("schema_version", SUITE_SCHEMA_VERSION) != SUITE_SCHEMA_VERSION:
-        raise PreflineError(f"{header_path}: schema_version {header['schema_version']} is not supported (this prefline reads {SUITE_SCHEMA_VERSION})")
-    items_path = header_path.parent / header["items"]
+    try:
+        parsed = SuiteHeader.model_validate(header)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise PreflineError(f"{header_path}: {problems}") from None
+    if parsed.schema_version != SUITE_SCHEMA_VERSION:
+        raise PreflineError(f"{header_path}: schema_version {parsed.schema_version} is not supported (this prefline reads {SUITE_SCHEMA_VERSION})")
+    if parsed.scorers:
+        from prefline.evals.scorers import get_scorers
+
+        try:
+            get_scorers(parsed.scorers)
+        except PreflineError as exc:
+            raise PreflineError(f"{header_path}: scorers: {exc}") from None
+    return parsed
+
+
+def item_problems(item: SuiteItem) -> list[str]:
+    """What makes an item unscorable, found before anything is generated: its last message, its
+    constraints (a known instruction type with the right params), its JSON Schema, its tool call."""
+    from prefline.evals.scorers.behaviour_instructions import constraint_problems
+
+    problems = []
+    if item.messages[-1].role != "user":
+        problems.append("messages: the last message must be the user's")
+    problems += [p.removeprefix(f"item {item.id}: ") for p in constraint_problems(item)]
+    if item.json_schema is not None:
+        from jsonschema.exceptions import SchemaError
+        from jsonschema.validators import validator_for
+
+        try:
+            validator_for(item.json_schema).check_schema(item.json_schema)
+        except SchemaError as exc:
+            problems.append(f"json_schema is not a valid JSON Schema: {exc.message}")
+    if item.expected_tool_call is not None:
+        offered = [(tool.get("function") or {}).get("name") or tool.get("name") for tool in item.tools]
+        if not item.tools:
+            problems.append(f"expected_tool_call {item.expected_tool_call.name!r} but the item offers no tools")
+        elif item.expected_tool_call.name not in offered:
+            problems.append(f"expected_tool_call {item.expected_tool_call.name!r} is not among the tools offered "
+                            f"({', '.join(map(str, offered))})")
+    return problems
+
+
+def load_suite(ref: str) -> Suite:
+    """Load and validate a suite by shipped name, folder or header path; report all bad items at once.
+
+    Everything a run needs is checked here, before any generation: the header's keys, version and
+    scorer names, and each item's fields, constraints, JSON Schema and expected tool call.
+    """
+    from prefline.data.sources import MAX_DEPTH, depth, json_error
+
+    header_path = _locate(ref)
+    header = _header(header_path)
+    items_path = header_path.parent / header.items
     if not items_path.is_file():
         raise PreflineError(f"{header_path}: items file {items_path} does not exist")
 
     items: list[SuiteItem] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(items_path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(items_path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{items_path.name}:{number}"
         try:
-            item = SuiteItem.model_validate(json.loads(line))
+            data = json.loads(line)
+            if depth(data) > MAX_DEPTH:
+                problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
+                continue
+            item = SuiteItem.model_validate(data)
         except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not valid JSON ({exc.msg})")
+            problems.append(f"{where}: {json_error(exc, line)}")
+            continue
+        except RecursionError:
+            problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
             continue
         except ValidationError as exc:
             fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             problems.append(f"{where}: {fields}")
             continue
-        if item.messages[-1].role != "user":
-            problems.append(f"{where}: messages: the last message must be the user's")
+        problems += [f"{where}: {problem}" for problem in item_problems(item)]
         if item.id in seen:
             problems.append(f"{where}: id {item.id!r} repeats line {seen[item.id]}")
-        problems.extend(f"{where}: {problem}" for problem in constraint_problems(item))
         seen[item.id] = number
         items.append(item)
     if problems:
         raise PreflineError(f"suite {header_path.parent}: {len(problems)} malformed item(s): " + " | ".join(problems))
     if not items:
         raise PreflineError(f"suite {header_path.parent}: {items_path.name} holds no items")
-    scorers = header.get("scorers") or []
-    if not isinstance(scorers, list) or not all(isinstance(name, str) for name in scorers):
-        raise PreflineError(f"{header_path}: scorers must be a list of scorer names, got {scorers!r}")
-    return Suite(name=str(header["name"]), version=int(header["version"]), description=str(header.get("description", "")),
-                 path=header_path.parent, items=items, scorers=scorers)
+    return Suite(name=header.name, version=header.version, description=header.description,
+                 path=header_path.parent, items=items, scorers=header.scorers, declared_slice_counts=header.slice_counts)
+
+
+def slice_count_problems(suite: Suite) -> list[str]:
+    """Where the header's ``slice_counts`` differ from the items (or are missing), for `suite validate`."""
+    if suite.declared_slice_counts is None:
+        return ["the header has no slice_counts (docs/suites.md: each suite repeats its slice counts; "
+                "`prefline suite show PATH --json` prints them)"]
+    actual, declared = suite.slice_counts(), suite.declared_slice_counts
+    problems = []
+    for key in sorted(set(actual) | set(declared)):
+        if actual.get(key, {}) != declared.get(key, {}):
+            problems.append(f"slice_counts.{key}: the header says {declared.get(key, {})}, the items have {actual.get(key, {})}")
+    return problems
 
 
 def suite_summary(suite: Suite) -> dict[str, Any]:
