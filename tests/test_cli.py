@@ -68,7 +68,7 @@ def test_ingest_cli_reports_counts_and_json(tmp_path):
 
     strict = runner.invoke(app, ["data", "ingest", str(path), "--name", "demo", "--strict", "--json"])
     assert strict.exit_code == 1
-    payload = json.loads(strict.output)
+    payload = json.loads(strict.stdout)  # the problems go to stderr
     assert payload["version"] == 2 and payload["n_accepted"] == 2
 
     listing = json.loads(runner.invoke(app, ["data", "list", "--json"]).output)

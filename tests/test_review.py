@@ -116,6 +116,6 @@ def test_review_commands(tmp_path, ledger):
     write_jsonl(out, queue)
     imported = runner.invoke(app, ["data", "review", "import", str(out), "--into", "pw", "--json"])
     assert imported.exit_code == 0, imported.output
-    assert json.loads(imported.output)["version"] == 2
+    assert json.loads(imported.stdout)["version"] == 2
     text = runner.invoke(app, ["data", "review", "import", str(out), "--into", "pw", "--base", "pw@1"])
     assert "read 3 = accepted 1 + rejected 0 + duplicates 0 + excluded 2" in text.output

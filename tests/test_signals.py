@@ -456,7 +456,7 @@ def test_ingest_command_with_signal_rules_and_consensus(tmp_path):
     assert "read 6 = accepted 3 + rejected 1 + duplicates 0 + excluded 2" in result.output
     assert "excluded: position-inconsistent 2" in result.output
     assert "pairs 2 (judge signals, consensus dawid-skene)" in result.output and "audit:" in result.output
-    payload = json.loads(runner.invoke(app, ["data", "ingest", str(SIGNALS / "judge.jsonl"), "--name", "j", "--signal", "judge", "--json"]).output)
+    payload = json.loads(runner.invoke(app, ["data", "ingest", str(SIGNALS / "judge.jsonl"), "--name", "j", "--signal", "judge", "--json"]).stdout)
     assert (payload["version"], payload["n_excluded"], payload["excluded"]) == (2, 2, {"position-inconsistent": 2})
     bad = runner.invoke(app, ["data", "ingest", str(SIGNALS / "judge.jsonl"), "--name", "j", "--rules", str(tmp_path / "nope.yaml")])
     assert bad.exit_code == 2 and "nope.yaml: no such file" in bad.output

@@ -217,7 +217,7 @@ def item_problems(item: SuiteItem) -> list[str]:
     problems = []
     if item.messages[-1].role != "user":
         problems.append("messages: the last message must be the user's")
-    problems += [p.removeprefix(f"item {item.id}: ") for p in constraint_problems(item)]
+    problems += constraint_problems(item)
     if item.json_schema is not None:
         from jsonschema.exceptions import SchemaError
         from jsonschema.validators import validator_for
