@@ -279,9 +279,11 @@ def data_report(
     from prefline.data.coverage import load_targets
     from prefline.data.quality import data_report as build
 
+    from prefline.data.ingest import require_files
+
     wanted = load_targets(targets) if targets else None
     ledger = _ledger()
-    row = ledger.get_dataset(dataset)
+    row = require_files(ledger.get_dataset(dataset))
     if close_calls:
         _quiet()
     report = build(row, ledger, wanted, model=model, close_call_sample=sample, score_close_calls=close_calls, workers=workers)

@@ -467,9 +467,6 @@ class Ledger:
         if row is None:
             known = ", ".join(sorted({d["name"] for d in self.list_datasets()})) or "none yet"
             raise PreflineError(f"unknown dataset {ref!r} (known: {known}); create one with `prefline data ingest FILE --name NAME`")
-        if not os.path.isfile(row["path"]):
-            raise PreflineError(f"dataset {row['name']}@{row['version']}: its file {row['path']} is missing (deleted or moved); "
-                                "`prefline doctor` lists every version whose files are gone")
         return row
 
     def list_datasets(self) -> list[dict[str, Any]]:

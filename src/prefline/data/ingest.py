@@ -684,14 +684,19 @@ def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def require_files(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The dataset row, if its pairs file is there; else a one-line error naming the missing file."""
+    if not Path(dataset["path"]).is_file():
+        raise PreflineError(f"dataset {dataset['name']}@{dataset['version']}: its file {dataset['path']} is missing (deleted or moved); "
+                            "`prefline doctor` lists every version whose files are gone")
+    return dataset
+
+
 def load_pairs(dataset: dict[str, Any]):
     """A ledger dataset row -> a Hugging Face ``datasets.Dataset`` of pairs (``slices`` as JSON text)."""
     from datasets import Dataset
 
-    path = Path(dataset["path"])
-    if not path.is_file():
-        raise PreflineError(f"dataset {dataset['name']}@{dataset['version']}: its file {path} is missing")
-    return Dataset.from_parquet(str(path))
+    return Dataset.from_parquet(str(Path(require_files(dataset)["path"])))
 
 
 def load_signals(dataset: dict[str, Any]) -> list[Signal]:
@@ -706,7 +711,7 @@ def load_signals(dataset: dict[str, Any]) -> list[Signal]:
     path = Path(dataset["path"]).with_name("signals.parquet")
     meta = dataset.get("meta") or {}
     if "signals_path" in meta and meta["signals_path"] is None:  # written without one: plain pairs
-        return _signals_of_plain_pairs(Path(dataset["path"]))
+        return _signals_of_plain_pairs(Path(require_files(dataset)["path"]))
     if not path.is_file():
         raise PreflineError(f"dataset {dataset['name']}@{dataset['version']} has no signals file ({path}); "
                             "it was ingested before signals were stored: ingest its file again")
