@@ -85,8 +85,10 @@ def test_cli_errors_are_one_line(ledger):
     runner = CliRunner()
     for args, message in ((["diagnose", "1"], "diagnose needs BASELINE_RUN and CANDIDATE_RUN (or --bisect with --history SURFACE or --adapters A,B,C)"),
                           (["diagnose", "--bisect"], "--bisect needs exactly one of --history SURFACE and --adapters A,B,C"),
-                          (["diagnose", "1", "2", "--history", "chat"], "--history, --adapters, --metric and --slice go with --bisect"),
-                          (["diagnose", "--bisect", "--adapters", "a,b"], "--bisect --adapters needs --suite SUITE")):
+                          (["diagnose", "1", "2", "--history", "chat"], "--history, --adapters, --surface, --metric and --slice go with --bisect"),
+                          (["diagnose", "--bisect", "--adapters", "a,b"], "--bisect --adapters needs --suite SUITE or --surface S"),
+                          (["diagnose", "--bisect", "--history", "chat", "--surface", "chat"],
+                           "--surface goes with --adapters; --history already names the surface")):
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and result.output.strip() == f"error: {message}", result.output
     with pytest.raises(PreflineError, match="alpha must be between 0 and 1"):

@@ -114,6 +114,16 @@ def test_bad_requests_are_one_line_errors(ledger, surfaces, tmp_path):
     assert result.exit_code == 2 and "surfaces.chat.polcy" in result.output and len(result.output.strip().splitlines()) == 1
 
 
+def test_status_lists_the_shipped_surfaces_with_nothing_live(ledger):
+    result = CliRunner().invoke(app, ["release", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["surface"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"chat", "code", "voice"} and all(r["live"] is None for r in rows.values())
+    assert (rows["voice"]["suite"], rows["voice"]["policy"]) == ("release", "voice")
+    text = CliRunner().invoke(app, ["release", "status"])
+    assert text.exit_code == 0 and text.stdout.count("(nothing live)") == 3
+
+
 def test_live_stack_replays_promotions_rollbacks_and_pins():
     rows = [{"id": 1, "action": "promote"}, {"id": 2, "action": "promote"}, {"id": 3, "action": "pin"},
             {"id": 4, "action": "promote"}, {"id": 5, "action": "rollback"}]

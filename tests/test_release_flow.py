@@ -170,3 +170,11 @@ def test_verbose_candidate_fails_is_diagnosed_mitigation_passes_and_rollback_rec
     assert out["adapters"] == ["good", "mitigated", "verbose"] and out["first_bad"] == "verbose" and out["last_good"] == "mitigated"
     assert out["evaluations"] == 1 and out["metric"] in {"length_tokens", "length_words", "length_sentences"}
     assert out["steps"][0]["verdict"] == "good" and out["bad"]["value"] > out["threshold"] > out["good"]["value"]
+
+    # 6. an explicit list, and a chosen metric and slice: howto's length, with the surface's settings
+    result = runner.invoke(app, ["diagnose", "--bisect", "--adapters", "good,mitigated,good,verbose", "--surface", "chat",
+                                 "--surfaces", str(surfaces), "--metric", "length_tokens", "--slice", "intent=howto", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert (out["good"]["value"], out["bad"]["value"], out["threshold"]) == (8.0, 50.0, 29.0)
+    assert out["first_bad"] == "verbose" and out["items"] == 8 and out["evaluations"] == 2  # 2 adapters between: log2 steps

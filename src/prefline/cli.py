@@ -1146,7 +1146,8 @@ def diagnose_cmd(
     bisect_: bool = typer.Option(False, "--bisect", help="Find the first bad adapter in --history SURFACE or --adapters A,B,C."),
     history_of: Optional[str] = typer.Option(None, "--history", help="Bisect: the adapters promoted on this surface, oldest first."),
     adapters: Optional[str] = typer.Option(None, "--adapters", help="Bisect: comma-separated adapter names (base for the base model), good first, bad last."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="Bisect with --adapters: the suite (default: the surface's with --history)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Bisect: the suite (default: the surface's, with --history or --surface)."),
+    surface: Optional[str] = typer.Option(None, "--surface", help="Bisect with --adapters: evaluate with this surface's suite, model and decoding."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Bisect: follow this metric (with --slice) instead of the top regression."),
     slice_name: Optional[str] = typer.Option(None, "--slice", help="Bisect: the slice (key=value, or overall) to evaluate."),
     surfaces: Optional[Path] = SurfacesFileOpt,
@@ -1156,9 +1157,9 @@ def diagnose_cmd(
     lineage (data and config diffs), and the items that moved most; or, with --bisect, the first bad adapter."""
     _quiet()
     if bisect_:
-        return _bisect(history_of, adapters, suite, metric, slice_name, alpha, surfaces, as_json, bool(baseline or candidate))
-    if history_of or adapters or metric or slice_name:
-        raise PreflineError("--history, --adapters, --metric and --slice go with --bisect")
+        return _bisect(history_of, adapters, suite, surface, metric, slice_name, alpha, surfaces, as_json, bool(baseline or candidate))
+    if history_of or adapters or metric or slice_name or surface:
+        raise PreflineError("--history, --adapters, --surface, --metric and --slice go with --bisect")
     if baseline is None or candidate is None:
         raise PreflineError("diagnose needs BASELINE_RUN and CANDIDATE_RUN (or --bisect with --history SURFACE or --adapters A,B,C)")
     from prefline.gate.diagnose import diagnose
@@ -1170,7 +1171,7 @@ def diagnose_cmd(
     print_diagnosis(console, result)
 
 
-def _bisect(history_of, adapters, suite, metric, slice_name, alpha, surfaces, as_json, gave_runs) -> None:  # noqa: ANN001
+def _bisect(history_of, adapters, suite, surface, metric, slice_name, alpha, surfaces, as_json, gave_runs) -> None:  # noqa: ANN001
     from rich.markup import escape
 
     from prefline.config import DecodingConfig
@@ -1180,18 +1181,23 @@ def _bisect(history_of, adapters, suite, metric, slice_name, alpha, surfaces, as
         raise PreflineError("--bisect takes no run ids: it evaluates the adapters of --history SURFACE or --adapters A,B,C")
     if bool(history_of) == bool(adapters):
         raise PreflineError("--bisect needs exactly one of --history SURFACE and --adapters A,B,C")
+    if history_of and surface:
+        raise PreflineError("--surface goes with --adapters; --history already names the surface")
     ledger = _ledger()
     decoding, model, runs = DecodingConfig(), None, {}
+    if history_of or surface:
+        from prefline.release import get_surface
+
+        config = get_surface(history_of or surface, surfaces)
+        suite, decoding, model = suite or config.suite, config.decoding, config.model
     if history_of:
         from prefline.evals.suite import load_suite
-        from prefline.release import get_surface, history_adapters
+        from prefline.release import history_adapters
 
-        config = get_surface(history_of, surfaces)
-        suite, decoding, model = suite or config.suite, config.decoding, config.model
         names, runs = history_adapters(ledger, history_of, load_suite(suite).hash)
     else:
         if suite is None:
-            raise PreflineError("--bisect --adapters needs --suite SUITE")
+            raise PreflineError("--bisect --adapters needs --suite SUITE or --surface S")
         names = [a.strip() for a in adapters.split(",") if a.strip()]
     result = bisect(ledger, names, suite, decoding=decoding, model=model, metric=metric, slice_name=slice_name,
                     good_run=runs.get(names[0]), bad_run=runs.get(names[-1]), alpha=alpha, progress=_say)

@@ -39,6 +39,13 @@ def print_diagnosis(console, result: Diagnosis) -> None:  # noqa: ANN001
         what = (f"adapter {side['adapter']} ({side['method']}) trained on {side['dataset']}" if side.get("adapter")
                 else f"the base model {side['model']}")
         console.print(f"{label}: run {side['run']}, {what}", markup=False)
+    data, config = lineage.get("data"), lineage.get("config")
+    if data and data.get("old") and "added" in data:
+        sources = ", ".join(f"{escape(k)} {v['old']} -> {v['new']}" for k, v in data["by_source"].items() if v["change"]) or "no source changed size"
+        console.print(f"data: {escape(data['old'])} -> {escape(data['new'])}: {data['added']} pairs added, {data['removed']} removed "
+                      f"({data['changed_share']:.0%} changed{', a major change' if data['major_change'] else ''}); by source: {sources}")
+    if config:
+        console.print("training config changed: " + escape(", ".join(f"{k} {v['old']} -> {v['new']}" for k, v in config.items())))
     if result.causes:
         table = Table(title="likely causes (confidence is evidence strength, never certainty)", title_justify="left")
         for column in ["confidence", "kind", "change", "evidence"]:
