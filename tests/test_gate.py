@@ -132,9 +132,12 @@ def test_rules_for_unscored_metrics_are_not_applicable_or_errors_with_strict(led
     result = compare_runs(ledger, base, make_run(ledger, values()), policy)
     (c,) = result.checks
     assert c.status == "not applicable" and c.reason == "the runs did not score hallucination"
+    stored = ledger.gate_decisions()[-1]["results"]["checks"][0]
+    assert stored["baseline"] is None and stored["delta"] is None  # no NaN in the JSON (PostgreSQL rejects it)
     with pytest.raises(PreflineError, match="gates metric hallucination that the runs did not score"):
         compare_runs(ledger, base, base, policy, strict=True)
     release = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "release", "--json"])
+    assert "NaN" not in release.output
     payload = json.loads(release.output)  # the release policy on a suite scored for length and refusal alone
     assert {c["metric"] for c in payload["checks"] if c["status"] == "not applicable"} >= {"fabricated_citation", "held_out_pair_accuracy"}
     strict = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "release", "--strict"])
@@ -267,3 +270,27 @@ def test_an_adapter_trained_on_a_major_data_change_applies_the_major_change_term
     assert ledger.gate_decisions()[-1]["results"]["major_change"] is True
     shown = CliRunner().invoke(app, ["gate", str(runs["old"]), str(runs["new"]), "--policy", "release"])
     assert "under the policy's major-change terms" in " ".join(shown.output.split()) and f"note: {note}" in " ".join(shown.output.split())
+
+
+@pytest.mark.postgres
+def test_decisions_are_stored_on_postgresql(postgres_url):
+    """PostgreSQL's JSON rejects NaN: a decision with a not-applicable check (no means) must still be stored."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from prefline.ledger import Ledger
+
+    name = "g_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    ledger = Ledger(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    base, cand = make_run(ledger, values()), make_run(ledger, values(refused_benign=16))
+    policy = POLICY.model_copy(update={"rules": [*POLICY.rules, GateRule(metric="hallucination", max_increase=0.0)]})
+    result = compare_runs(ledger, base, cand, policy)
+    stored = ledger.gate_decisions()[-1]
+    assert stored["id"] == result.decision_id and stored["verdict"] == "fail"
+    assert stored["results"]["checks"][-1]["status"] == "not applicable" and stored["results"]["checks"][-1]["baseline"] is None
+    ledger.engine.dispose()

@@ -25,7 +25,7 @@ import numpy as np
 from prefline.config import GatePolicy, GateRule
 from prefline.errors import PreflineError
 from prefline.gate.bounds import ABSOLUTE, test_bound
-from prefline.gate.comparison import MetricInfo, PairedData, compare_paired, load_paired
+from prefline.gate.comparison import MetricInfo, PairedData, compare_paired, json_ready, load_paired
 from prefline.gate.policy import default_policy, default_rule, with_major_change
 from prefline.gate.preference import PREFERENCE_METRICS, preference_data, win_rate_slices
 from prefline.ledger import Ledger
@@ -95,7 +95,7 @@ class GateResult:
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "checks"}
-        return {"format_version": FORMAT_VERSION, **out, "checks": [asdict(c) for c in self.checks]}
+        return json_ready({"format_version": FORMAT_VERSION, **out, "checks": [asdict(c) for c in self.checks]})
 
 
 def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str, policy: GatePolicy | None = None, record: bool = True,

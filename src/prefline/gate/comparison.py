@@ -11,6 +11,7 @@ Benjamini-Hochberg (default) or Holm.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,17 @@ from prefline.stats import adjust_pvalues, cell_bootstrap, mcnemar_exact, wilcox
 
 FORMAT_VERSION = 1
 CORRECTIONS = ("bh", "holm")
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None: valid JSON for jq and for PostgreSQL's JSON columns."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "rows"}
-        return {"format_version": FORMAT_VERSION, **out, "scope": self.scope, "rows": [asdict(r) for r in self.rows]}
+        return json_ready({"format_version": FORMAT_VERSION, **out, "scope": self.scope, "rows": [asdict(r) for r in self.rows]})
 
 
 def slice_masks(tags: list[dict[str, str]]) -> dict[str, np.ndarray]:
