@@ -240,3 +240,23 @@ def test_history_round_trip_on_postgres(request, surfaces):
 
 
 test_history_round_trip_on_postgres = pytest.mark.postgres(test_history_round_trip_on_postgres)
+
+
+def test_pin_moves_the_reference_and_keeps_what_is_live(ledger, surfaces):
+    runner = CliRunner()
+    result = runner.invoke(app, ["release", "pin", "1", "--surface", "chat"])
+    assert result.exit_code == 2 and "nothing was ever released on chat" in result.output
+    first = planted_run(ledger, surfaces, [10] * 8)
+    promote(ledger, "chat", str(first), surfaces=surfaces)
+    other = planted_run(ledger, surfaces, [10.5] * 8)
+    result = runner.invoke(app, ["release", "pin", str(other), "--surface", "chat", "--reason", "the team's pinned baseline", "--json"])
+    assert result.exit_code == 0, result.output
+    pinned = json.loads(result.stdout)
+    assert pinned["action"] == "pin" and pinned["reference_run_id"] == other and pinned["run_id"] == first
+    live = {r["surface"]: r for r in status(ledger, surfaces)}["chat"]
+    assert live["reference_run_id"] == other and live["action"] == "promote" and live["run_id"] == first
+    nxt = promote(ledger, "chat", str(planted_run(ledger, surfaces, [11] * 8)), surfaces=surfaces)
+    assert nxt.promoted and nxt.release["reference_run_id"] == other and nxt.release["seq"] == 3
+    # a rollback skips the pin and returns to the first release's adapter
+    assert [r["action"] for r in history(ledger, "chat")] == ["promote", "pin", "promote"]
+    assert [r["id"] for r in live_stack(ledger.releases("chat"))] == [1, 3]
