@@ -77,6 +77,8 @@ release_app = typer.Typer(no_args_is_help=True, help="Releases per surface (chat
 app.add_typer(release_app, name="release")
 report_app = typer.Typer(no_args_is_help=True, help="Self-contained HTML reports (and markdown summaries) of runs and adapters.")
 app.add_typer(report_app, name="report")
+scorers_app = typer.Typer(no_args_is_help=True, help="The registered scorers: what each measures, its metrics and directions, and the item fields it reads.")
+app.add_typer(scorers_app, name="scorers")
 
 # Wide enough for the gate table when piped to a file; a terminal keeps its own width.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -87,6 +89,32 @@ def _s(value: Any) -> str:
     from prefline.report.text import safe
 
     return safe(value)
+
+
+def _next(*commands: str) -> None:
+    """Say on stderr what to run next, so a newcomer is never left at a dead end (stdout stays results only)."""
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    for i, command in enumerate(commands):
+        err.print(f"{'next:' if i == 0 else '  or:'} {command}", markup=False, style="dim")
+
+
+class _Names:
+    """Names and versions for the ids the ledger links by: ``tiny@2`` for dataset 3, ``dpo-v1`` for adapter 1."""
+
+    def __init__(self, ledger):  # noqa: ANN001
+        self.datasets = {d["id"]: f"{d['name']}@{d['version']}" for d in ledger.list_datasets()}
+        self.adapters = {a["id"]: a["name"] for a in ledger.list_adapters()}
+        self.suites = {s["hash"]: s["version"] for s in ledger.list_suites()}
+
+    def dataset(self, dataset_id: int | None) -> str:
+        return self.datasets.get(dataset_id, f"dataset id {dataset_id}") if dataset_id is not None else ""
+
+    def adapter(self, adapter_id: int | None) -> str:
+        return self.adapters.get(adapter_id, f"adapter id {adapter_id}") if adapter_id is not None else ""
+
+    def suite(self, name: str, suite_hash: str) -> str:
+        version = self.suites.get(suite_hash)
+        return f"{name} v{version}" if version is not None else name
 
 
 def _ledger():
@@ -148,14 +176,34 @@ def data_ingest(
     """Validate a file of preference signals and store it as a new dataset version (Parquet + rejects file)."""
     from prefline.data.ingest import ingest
 
-    result = ingest(file, name, _ledger(), fmt=fmt, source=source, signal=signal, rules=rules, consensus=consensus)
+    ledger = _ledger()
+    result = ingest(file, name, ledger, fmt=fmt, source=source, signal=signal, rules=rules, consensus=consensus)
     _print_problems(result)  # on stderr, with or without --json
     if as_json:
         _print_json(result.as_dict())
     else:
         _print_ingest(result)
+    if not as_json:  # a machine reads the version from the JSON
+        _ingest_notes(ledger, result)
+        _next(f"prefline data report {result.name} --html {result.name}.html",
+              f"prefline data split {result.name} --heldout 0.2", f"prefline train dpo --data {result.name} --name ADAPTER")
     if strict and (result.n_rejected or result.n_duplicates):
         raise typer.Exit(1)
+
+
+def _ingest_notes(ledger, result) -> None:  # noqa: ANN001
+    """On stderr: an ingest that repeats stored pairs, and a name that already had versions, are said out loud."""
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    others = [d for d in ledger.list_datasets() if d["id"] != result.dataset_id]
+    same = [f"{d['name']}@{d['version']}" for d in others if d["content_hash"] == result.content_hash]
+    if same:
+        err.print(f"note: {', '.join(same)} already holds exactly these pairs (same content hash {result.content_hash[:12]}); "
+                  f"{result.name}@{result.version} is a new version with nothing new in it", markup=False)
+    earlier = [d["version"] for d in others if d["name"] == result.name]
+    if earlier:
+        err.print(f"note: dataset {result.name} already had version(s) {', '.join(map(str, sorted(earlier)))}: this ingest created "
+                  f"{result.name}@{result.version}, which `--data {result.name}` now picks (`--data {result.name}@{max(earlier)}` for the previous one)",
+                  markup=False)
 
 
 def _print_problems(result) -> None:  # noqa: ANN001
@@ -396,6 +444,30 @@ def _print_version(result: dict[str, Any], what: str) -> None:
     console.print(f"  pairs: {_s(d['path'])}")
 
 
+@data_app.command("split")
+def data_split(
+    dataset: str = typer.Argument(..., help="Dataset to split: name (latest version), name@version, or id."),
+    heldout: float = typer.Option(..., "--heldout", help="Share of prompts to hold out, between 0 and 1 (e.g. 0.2)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draw: the same seed and data give the same split."),
+    train_name: Optional[str] = typer.Option(None, "--train-name", help="Dataset that gets the training side (default: NAME-train)."),
+    heldout_name: Optional[str] = typer.Option(None, "--heldout-name", help="Dataset that gets the held-out side (default: NAME-heldout)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Hold out pairs for evaluation: by prompt (no prompt on both sides), stratified by slice, recorded as lineage."""
+    from prefline.data.split import split
+
+    result = split(dataset, heldout, _ledger(), seed=seed, train_name=train_name, heldout_name=heldout_name)
+    if as_json:
+        return _print_json(result)
+    train, held = result["train"]["dataset"], result["heldout"]["dataset"]
+    console.print(f"{_s(result['parent'])} split by prompt, stratified by slice (seed {result['seed']}): "
+                  f"{result['heldout_prompts']} of {result['prompts']} prompts held out")
+    for side, d in (("train", train), ("held out", held)):
+        console.print(f"  {side}: dataset [bold]{_s(d['name'])}@{d['version']}[/bold], {d['pairs']} pairs (hash {d['content_hash'][:12]})")
+    _next(f"prefline train dpo --data {train['name']} --name ADAPTER",
+          f"prefline preference accuracy --data {held['name']} --adapter ADAPTER  (after training)")
+
+
 @data_app.command("diff")
 def data_diff(
     old: str = typer.Argument(..., help="The earlier version: name@version or id (or, alone, the version to compare with its parent)."),
@@ -465,6 +537,7 @@ def _train_command(method: str):
         if as_json:
             return _print_json(adapter)
         _print_adapter(adapter)
+        _next(f"prefline eval --suite SUITE --adapter {adapter['name']}", f"prefline report adapter {adapter['name']} --html {adapter['name']}.html")
 
     return command
 
@@ -495,7 +568,8 @@ def train_resume(name: str = typer.Argument(..., help="Adapter whose run was kil
     _print_adapter(adapter)
 
 
-def _print_adapter(adapter: dict[str, Any]) -> None:
+def _print_adapter(adapter: dict[str, Any], names: _Names | None = None) -> None:
+    names = names or _Names(_ledger())
     metrics = adapter.get("metrics") or {}
     last = metrics.get("last", {})
     # each method logs its own quantities (DPO reward margins, reward-model accuracy, SFT token accuracy)
@@ -503,7 +577,7 @@ def _print_adapter(adapter: dict[str, Any]) -> None:
     console.print(
         f"adapter [bold]{_s(adapter['name'])}[/bold] (id {adapter['id']}, {adapter['method']}, status {adapter['status']})\n"
         f"  base model: {_s(adapter['base_model'])} ({adapter['base_model_hash'][:12]})\n"
-        f"  dataset id {adapter['dataset_id']} ({adapter['dataset_hash'][:12]}), seed {adapter['seed']}\n"
+        f"  dataset {_s(names.dataset(adapter['dataset_id']))} ({adapter['dataset_hash'][:12]}), seed {adapter['seed']}\n"
         f"  steps {metrics.get('steps')}, {metrics.get('runtime_s')} s; last step: {shown or 'no metrics'}\n"
         f"  files: {_s(adapter['path'])} (hash {(adapter['adapter_hash'] or '')[:12]})"
     )
@@ -518,11 +592,14 @@ def _print_adapter(adapter: dict[str, Any]) -> None:
 @adapters_app.command("list")
 def adapters_list(as_json: bool = JsonOpt) -> None:
     """List registered adapters."""
-    rows = _ledger().list_adapters()
+    ledger = _ledger()
+    rows = ledger.list_adapters()
     if as_json:
         return _print_json(rows)
+    names = _Names(ledger)
     console.print(_table("adapters", ["id", "name", "method", "status", "base model", "dataset", "surface", "created"],
-                         [[r["id"], r["name"], r["method"], r["status"], r["base_model"], r["dataset_id"], r["surface"], r["created_at"]] for r in rows]))
+                         [[r["id"], r["name"], r["method"], r["status"], r["base_model"], names.dataset(r["dataset_id"]), r["surface"], r["created_at"]] for r in rows]))
+    _next("prefline adapters show NAME", "prefline eval --suite SUITE --adapter NAME")
 
 
 @adapters_app.command("show")
@@ -535,13 +612,15 @@ def adapters_show(name: str = typer.Argument(..., help="Adapter name or id."), a
     steps, taken = ledger.train_steps(adapter["id"]), probes(ledger, adapter["id"])
     if as_json:
         return _print_json({**adapter, "steps": steps, "probes": taken})
-    _print_adapter(adapter)
+    _print_adapter(adapter, _Names(ledger))
     console.print(_s(f"  config: {json.dumps(adapter['config'])}\n  versions: {json.dumps(adapter['versions'])}"))
     keys = ["loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected", "tokens_per_s"]
     console.print(_table("steps", ["step", *keys], [[s["step"], *[f"{s['metrics'].get(k, float('nan')):.4g}" for k in keys]] for s in steps]))
     if taken:
         console.print(_table("drift probes", ["step", "items", "mean length (tokens)", "refusal rate"],
                              [[p["step"], p["metrics"]["n"], f"{p['metrics']['length_tokens']:.1f}", f"{p['metrics']['refusal']:.2f}"] for p in taken]))
+    _next(f"prefline report adapter {adapter['name']} --html {adapter['name']}.html",
+          f"prefline eval --suite SUITE --adapter {adapter['name']}")
 
 
 @adapters_app.command("export")
@@ -563,7 +642,7 @@ def adapters_export(
 
 @app.command("eval")
 def eval_cmd(
-    suite: str = typer.Option("smoke", "--suite", help="A shipped suite name, a suite folder, or a suite.yaml."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="A shipped suite name (`prefline suite list`), a suite folder, or a suite.yaml (default: the shipped smoke suite, announced before generating)."),
     adapter: Optional[list[str]] = typer.Option(None, "--adapter", help="Evaluate the base model with this registered adapter; repeat it for one run per adapter on one loaded base ('base' for the base alone)."),
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the adapter's base, else the embedded model); with --backend openai, the served model name."),
     scorers: Optional[str] = typer.Option(None, "--scorers", help="Comma-separated scorer names (default: the suite header's `scorers`, else length,refusal)."),
@@ -592,7 +671,11 @@ def eval_cmd(
         run_ids = [replay_run(replay, ledger, scorers=names)]
     else:
         decoding = parse({"max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed, "temperature": temperature}, DecodingConfig, "command line")
-        loaded = load_suite(suite)
+        loaded = load_suite(suite or "smoke")
+        if suite is None:
+            Console(stderr=True, soft_wrap=True, highlight=False).print(
+                f"no --suite given: evaluating on the shipped `{loaded.name}` suite v{loaded.version} ({len(loaded.items)} items); "
+                "give --suite SUITE (a shipped name or your suite folder) to choose", markup=False)
         _quiet()
         from prefline.evals.run import run_evals
 
@@ -602,17 +685,26 @@ def eval_cmd(
     runs = [ledger.get_run(run_id) for run_id in run_ids]
     if as_json:
         return _print_json(runs[0] if len(runs) == 1 else runs)
+    names = _Names(ledger)
     for run in runs:
-        _print_run(run)
+        _print_run(run, names)
+    if len(runs) == 1:
+        _next(f"prefline runs show {runs[0]['id']}", f"prefline report run {runs[0]['id']} --html run-{runs[0]['id']}.html",
+              f"prefline gate BASELINE_RUN {runs[0]['id']}")
+    else:
+        _next(f"prefline gate {runs[0]['id']} {runs[1]['id']}")
 
 
-def _print_run(run: dict[str, Any]) -> None:
-    adapter = f" + adapter {run['adapter_id']}" if run["adapter_id"] else ""
+def _print_run(run: dict[str, Any], names: _Names | None = None, overall: bool = True) -> None:
+    names = names or _Names(_ledger())
+    adapter = f" + adapter {_s(names.adapter(run['adapter_id']))}" if run["adapter_id"] else ""
     adapter += f", replay of run {run['replay_of']}" if run.get("replay_of") else ""
-    console.print(f"run [bold]{run['id']}[/bold]: suite {_s(run['suite_name'])} ({run['suite_hash'][:12]}), model {_s(run['model'])}{adapter}, status {run['status']}")
+    console.print(f"run [bold]{run['id']}[/bold]: suite {_s(names.suite(run['suite_name'], run['suite_hash']))} ({run['suite_hash'][:12]}), model {_s(run['model'])}{adapter}, status {run['status']}")
     if run.get("error"):
         console.print(f"  stopped: {_plain(run['error'])}", markup=False)
     summary = run.get("summary") or {}
+    if not overall:
+        return
     rows = [[metric, s["n"], f"{s['mean']:.3f}", f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"]
             for metric, by_slice in summary.items() for name, s in by_slice.items() if name == "overall"]
     console.print(_table("overall (90% bootstrap interval)", ["metric", "n", "mean", "interval"], rows))
@@ -621,11 +713,15 @@ def _print_run(run: dict[str, Any]) -> None:
 @runs_app.command("list")
 def runs_list(as_json: bool = JsonOpt) -> None:
     """List eval runs."""
-    rows = _ledger().list_runs()
+    ledger = _ledger()
+    rows = ledger.list_runs()
     if as_json:
         return _print_json(rows)
+    names = _Names(ledger)
     console.print(_table("eval runs", ["id", "status", "suite", "suite hash", "model", "adapter", "created"],
-                         [[r["id"], r["status"], r["suite_name"], r["suite_hash"][:12], r["model"], r["adapter_id"], r["created_at"]] for r in rows]))
+                         [[r["id"], r["status"], names.suite(r["suite_name"], r["suite_hash"]), r["suite_hash"][:12], r["model"],
+                           names.adapter(r["adapter_id"]) or "-", r["created_at"]] for r in rows]))
+    _next("prefline runs show RUN", "prefline gate BASELINE_RUN CANDIDATE_RUN")
 
 
 @runs_app.command("export")
@@ -649,23 +745,30 @@ def runs_export(
 @runs_app.command("show")
 def runs_show(
     run: str = typer.Argument(..., help="Run id."),
-    items: bool = typer.Option(False, "--items", help="Also print every item's output and scores."),
+    slices: bool = typer.Option(False, "--slices", help="Also print every metric per slice (mean, interval, n)."),
+    items: bool = typer.Option(False, "--items", help="Also print every item's prompt, output and scores."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Show a run: its summary per metric and slice, and optionally every generation."""
+    """Show a run on one screen: what ran and every metric overall by layer; --slices and --items for the rest."""
     ledger = _ledger()
     row = ledger.get_run(run)
     gens = ledger.generations(row["id"]) if (items or as_json) else []
     scores = ledger.scores(row["id"]) if (items or as_json) else []
     if as_json:
         return _print_json({**row, "generations": gens, "scores": scores})
-    _print_run(row)
+    _print_run(row, _Names(ledger), overall=False)
     from prefline.report.terminal import metrics_overview
 
     console.print(metrics_overview(ledger, {f"run {row['id']}": row["id"]}))
-    for metric, by_slice in (row.get("summary") or {}).items():
-        console.print(_table(metric, ["slice", "n", "mean", "interval"],
-                             [[name, s["n"], f"{s['mean']:.3f}", f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"] for name, s in by_slice.items()]))
+    summary = row.get("summary") or {}
+    slice_names = sorted({name for by_slice in summary.values() for name in by_slice if name != "overall"})
+    if slices:
+        for metric, by_slice in summary.items():
+            console.print(_table(metric, ["slice", "n", "mean", "interval"],
+                                 [[name, s["n"], f"{s['mean']:.3f}", f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"] for name, s in by_slice.items()]))
+    elif slice_names:
+        keys = sorted({name.split("=", 1)[0] for name in slice_names})
+        console.print(f"{len(slice_names)} slices over {_s(', '.join(keys))}: --slices prints each metric per slice", markup=False)
     if items:
         by_item: dict[str, list[str]] = {}
         for s in scores:
@@ -675,6 +778,8 @@ def runs_show(
             console.print(f"[bold]{_s(g['item_id'])}[/bold] {_s(json.dumps(g['slices'], ensure_ascii=False))}  {_s(' '.join(by_item.get(g['item_id'], [])))}")
             console.print(_plain(f"  > {g['messages'][-1]['content']}"), markup=False)
             console.print(_plain(f"  < {g['output']}"), markup=False)
+    hints = [] if items else [f"prefline runs show {row['id']} --items"]
+    _next(*hints, f"prefline report run {row['id']} --html run-{row['id']}.html", f"prefline gate BASELINE_RUN {row['id']}")
 
 
 # --- suites -----------------------------------------------------------------------------
@@ -889,6 +994,42 @@ def report_adapter(
     _write_report(adapter_data(_ledger(), name), html, md, as_json, adapter_html, adapter_markdown)
 
 
+# --- scorers ----------------------------------------------------------------------------
+
+
+@scorers_app.command("list")
+def scorers_list(as_json: bool = JsonOpt) -> None:
+    """Every scorer: section, layer, category, axis, metrics with the direction that is better, and the item fields it reads."""
+    from prefline.evals.scorers.catalog import catalog
+
+    rows = catalog()
+    if as_json:
+        return _print_json(rows)
+    console.print(_table("scorers (use with `prefline eval --scorers a,b` or a suite's `scorers:`)",
+                         ["name", "section", "layer", "category", "axis", "metrics (better)", "reads"],
+                         [[r["name"], r["section"], r["layer"], r["category"], r["axis"],
+                           ", ".join(f"{m} ({d})" for m, d in r["metrics"].items()), ", ".join(r["reads"]) or "-"] for r in rows]))
+    _next("prefline scorers show NAME")
+
+
+@scorers_app.command("show")
+def scorers_show(name: str = typer.Argument(..., help="Scorer name (see `prefline scorers list`)."), as_json: bool = JsonOpt) -> None:
+    """One scorer: what it measures, its metrics and directions, and the suite item fields it needs."""
+    from prefline.evals.scorers.catalog import find
+
+    r = find(name)
+    if as_json:
+        return _print_json(r)
+    console.print(f"scorer [bold]{_s(r['name'])}[/bold]: section {r['section']}, layer {r['layer']}, category {r['category']}, "
+                  f"axis {r['axis']}, scored per {'run' if r['scope'] == 'run' else 'item'}")
+    console.print(_table("metrics", ["metric", "better"], [[m, d] for m, d in r["metrics"].items()]))
+    reads = ", ".join(r["reads"])
+    console.print(f"reads item fields: {reads}" if reads else
+                  "reads item fields: only the conversation (every item is scored)", markup=False)
+    if r["description"]:
+        console.print(r["description"], markup=False)
+
+
 # --- gate -------------------------------------------------------------------------------
 
 
@@ -977,6 +1118,10 @@ def gate_cmd(
         _print_json(result.as_dict())
     else:
         print_gate(console, result)
+        if result.verdict == "pass":
+            _next(f"prefline release promote {candidate} --surface SURFACE")
+        else:
+            _next(f"prefline diagnose {baseline} {candidate}")
     raise typer.Exit({"pass": 0, "fail": 1}.get(result.verdict, EXIT_USAGE))
 
 
