@@ -135,8 +135,6 @@ def promote(ledger: Ledger, surface: str, target: str, *, force: bool = False, r
     live = ledger.latest_release(surface)
     adapter, cand_run = _target_run(ledger, surface, config, target, live, say)
     name = adapter["name"] if adapter else BASE
-    if live is not None and live["adapter_name"] == name and live["adapter_id"] == (adapter["id"] if adapter else None):
-        raise PreflineError(f"{name} is already live on {surface} (release {live['id']} since {live['created_at']:%Y-%m-%d %H:%M} UTC)")
 
     gate = None
     if live is None:
@@ -159,7 +157,7 @@ def promote(ledger: Ledger, surface: str, target: str, *, force: bool = False, r
         adapter_id=adapter["id"] if adapter else None, adapter_name=name, run_id=cand_run,
         decision_id=gate.decision_id if gate else None, reference_run_id=reference,
         suite_name=run["suite_name"], suite_hash=run["suite_hash"], policy=policy.name,
-        forced=bool(force and (gate is None or gate.verdict != "pass")), reason=reason, actor=_actor(),
+        forced=bool(gate is not None and gate.verdict != "pass"), reason=reason, actor=_actor(),
         outcome={"verdict": gate.verdict if gate else None, "replaced": live["id"] if live else None, "note": message},
     )
     return PromoteResult(surface, name, True, ledger.get_release(release_id), cand_run, live, gate, message)
@@ -179,9 +177,17 @@ def _target_run(ledger: Ledger, surface: str, config: SurfaceConfig, target: str
             raise PreflineError(f"eval run {run['id']} is on suite {run['suite_name']} {run['suite_hash'][:12]}, not on "
                                 f"{surface}'s suite {suite.name} {suite.hash[:12]}; evaluate on that suite or promote the adapter by name")
         adapter = ledger.get_adapter(str(run["adapter_id"]), finished=False) if run["adapter_id"] is not None else None
+        _not_live(surface, live, adapter)
         return adapter, run["id"]
     adapter = None if target == BASE else ledger.get_adapter(target)
+    _not_live(surface, live, adapter)  # before evaluating: nothing to decide
     return adapter, evaluate(ledger, config, adapter, live, say)
+
+
+def _not_live(surface: str, live: dict[str, Any] | None, adapter: dict[str, Any] | None) -> None:
+    if live is not None and live["adapter_id"] == (adapter["id"] if adapter else None):
+        raise PreflineError(f"{live['adapter_name']} is already live on {surface} "
+                            f"(release {live['id']} since {live['created_at']:%Y-%m-%d %H:%M} UTC)")
 
 
 def evaluate(ledger: Ledger, config: SurfaceConfig, adapter: dict[str, Any] | None, live: dict[str, Any] | None = None,
