@@ -294,3 +294,24 @@ def test_decisions_are_stored_on_postgresql(postgres_url):
     assert stored["id"] == result.decision_id and stored["verdict"] == "fail"
     assert stored["results"]["checks"][-1]["status"] == "not applicable" and stored["results"]["checks"][-1]["baseline"] is None
     ledger.engine.dispose()
+
+
+def test_held_out_pair_accuracy_against_the_base_model(ledger, tmp_path):
+    """The candidate's adapter ranks 36 of 40 held-out pairs right (0.9); the base model's implicit reward is 0 for both
+    responses, so its value is 0.5 on every pair. min_value 0.55 passes; max_decrease 0 against the base passes too."""
+    from conftest import pair, write_jsonl
+    from prefline.data.ingest import ingest
+
+    data = ingest(write_jsonl(tmp_path / "a.jsonl", [pair(i) for i in range(4)]), "d", ledger)
+    adapter = ledger.add_adapter(name="a", method="dpo", status="done", base_model="m", base_model_hash="m" * 64,
+                                 dataset_id=data.dataset_id, dataset_hash=data.content_hash, config={}, seed=0)
+    base, cand = make_run(ledger, values()), make_run(ledger, values(), adapter_id=adapter)
+    items = [{"id": f"p{k}", "slices": {"risk": "none"}, "correct": float(k >= 4)} for k in range(40)]
+    ledger.add_preference_eval(kind="pair_accuracy", dataset_id=data.dataset_id, adapter_id=adapter, summary={"warning": None}, items=items)
+    rules = [GateRule(metric="held_out_pair_accuracy", min_value=0.55), GateRule(metric="held_out_pair_accuracy", max_decrease=0.0)]
+    result = compare_runs(ledger, base, cand, GatePolicy(rules=rules, slice_keys=["risk"], bootstrap_samples=200))
+    floor = check(result, "held_out_pair_accuracy", "overall")
+    assert floor.bound == "min_value" and floor.status == "pass" and floor.estimate == pytest.approx(0.9) and floor.n == 40
+    margin = next(c for c in result.checks if c.bound == "max_decrease" and c.slice == "risk=none")
+    assert margin.baseline == 0.5 and margin.delta == pytest.approx(0.4) and margin.status == "pass"
+    assert result.axes["capability"] == "pass" and result.verdict == "pass"
