@@ -1068,7 +1068,7 @@ means. Exit 0 pass, 1 fail, 2 cannot decide (inconclusive verdict, different sui
 Policy fields (YAML; docs/gate.md has the decision rule and a worked example):
   name             shown in reports, stored with each decision
   rules            list of rules; each rule has:
-    metric           a scored metric, or held_out_pair_accuracy / win_rate
+    metric           a scored metric, or held_out_pair_accuracy / win_rate / win_rate_lc
     max_increase     margin: largest allowed rise (candidate - baseline)
     max_decrease     margin: largest allowed fall (baseline - candidate)
     max_ratio        margin: largest allowed candidate / baseline mean
@@ -1095,7 +1095,7 @@ Policy fields (YAML; docs/gate.md has the decision rule and a worked example):
 def gate_cmd(
     baseline: str = typer.Argument(..., help="Baseline eval run id."),
     candidate: str = typer.Argument(..., help="Candidate eval run id."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Gate policy: a shipped name (default, release) or a YAML file (default: default, which gates every scored metric)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Gate policy: a shipped name (default, release, voice) or a YAML file (default: default, which gates every scored metric)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="Reference run (a surface's first release, or one pinned): the policy's drift: rules bound the change from it."),
     strict: bool = typer.Option(False, "--strict", help="A rule for a metric or slice the runs do not have is an error (exit 2) instead of 'not applicable'."),
     common_items: bool = typer.Option(False, "--common-items", help="Runs on different suite hashes: gate on the items both suites hold unchanged; the output says so."),
