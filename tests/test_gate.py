@@ -315,3 +315,9 @@ def test_held_out_pair_accuracy_against_the_base_model(ledger, tmp_path):
     margin = next(c for c in result.checks if c.bound == "max_decrease" and c.slice == "risk=none")
     assert margin.baseline == 0.5 and margin.delta == pytest.approx(0.4) and margin.status == "pass"
     assert result.axes["capability"] == "pass" and result.verdict == "pass"
+    # against another adapter never evaluated on these pairs: the margin cannot be checked, and says so
+    other = ledger.add_adapter(name="b", method="dpo", status="done", base_model="m", base_model_hash="m" * 64,
+                               dataset_id=data.dataset_id, dataset_hash=data.content_hash, config={}, seed=0)
+    result = compare_runs(ledger, make_run(ledger, values(), adapter_id=other), cand, GatePolicy(rules=rules[1:], bootstrap_samples=200))
+    (c,) = result.checks
+    assert c.status == "not applicable" and c.reason == "no item has a value of held_out_pair_accuracy in both runs"

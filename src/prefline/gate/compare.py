@@ -210,6 +210,9 @@ def _rule_checks(policy: GatePolicy, rule: GateRule, src: PairedData, kind: str,
                 check.estimate, check.low, check.high, check.p_value = t.estimate, t.low, t.high, t.p_value
                 check.method, check.items_needed, check.status = t.method, t.items_needed, "pass" if t.holds else "inconclusive"
             out.append(check)
+    for bound, limit in rule.bounds():
+        if not any(c.bound == bound for c in out):  # e.g. a baseline adapter never evaluated on the candidate's held-out pairs
+            out.append(_not_applicable(rule, kind, "overall", f"no item has a value of {rule.metric} in both runs", bound, limit))
     return out
 
 
