@@ -127,3 +127,10 @@ def test_falling_agreement_is_a_weak_generic_cause():
     assert [(c.change, c.old, c.new, c.confidence) for c in causes] == [("agreement", 0.9, 0.7, 0.25)]
     assert likely_causes([_f("confident_wrong", family=None)], {**lineage, "data": {**lineage["data"],
                          "profile": {"old": profile(0.9), "new": profile(0.88)}}}) == []
+
+
+def test_changed_training_weights_are_a_weak_generic_cause():
+    profile = lambda w: {"overall": {"pairs": 50, "chosen_longer": 0.5, "weight_mean": w}}  # noqa: E731
+    lineage = {"data": {"old": "d@1", "new": "d@2", "profile": {"old": profile(1.0), "new": profile(0.6)}}, "config": {}}
+    causes = likely_causes([_f("confident_wrong", family=None)], lineage)
+    assert [(c.change, c.old, c.new, c.confidence) for c in causes] == [("weight_mean", 1.0, 0.6, 0.2)]

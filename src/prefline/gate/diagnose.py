@@ -356,6 +356,11 @@ def likely_causes(findings: list[Finding], lineage: dict[str, Any]) -> list[Caus
         causes.append(Cause("data", "agreement", agreement[0], agreement[1], "overall", [f"{f.metric}@{f.slice}" for f in findings],
                             f"labels agree less: mean consensus confidence fell from {agreement[0]:.2f} in {data['old']} to "
                             f"{agreement[1]:.2f} in {data['new']}; noisier preferences can move any behaviour", 0.25))
+    weights = [(data["profile"][side] or {}).get("overall", {}).get("weight_mean") for side in ("old", "new")]
+    if findings and None not in weights and abs(weights[1] - weights[0]) >= 0.05:
+        causes.append(Cause("data", "weight_mean", weights[0], weights[1], "overall", [f"{f.metric}@{f.slice}" for f in findings],
+                            f"per-pair training weights changed: mean {weights[0]:.2f} in {data['old']}, {weights[1]:.2f} in "
+                            f"{data['new']}; pairs now count differently in the loss", 0.2))
     if data.get("major_change"):
         causes.append(Cause("data", "changed_share", None, data["changed_share"], "overall", [f"{f.metric}@{f.slice}" for f in findings],
                             f"{data['changed_share']:.0%} of the pairs changed from {data['old']} to {data['new']} "
