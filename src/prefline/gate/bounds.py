@@ -24,7 +24,6 @@ from scipy import stats as sp
 
 from prefline.stats import items_needed, margin_test, paired_share_difference, wilson_interval
 
-RELATIVE = ("max_increase", "max_decrease", "max_ratio", "min_ratio")
 ABSOLUTE = ("max_value", "min_value")
 
 
