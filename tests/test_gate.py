@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -321,3 +322,23 @@ def test_held_out_pair_accuracy_against_the_base_model(ledger, tmp_path):
     result = compare_runs(ledger, make_run(ledger, values(), adapter_id=other), cand, GatePolicy(rules=rules[1:], bootstrap_samples=200))
     (c,) = result.checks
     assert c.status == "not applicable" and c.reason == "no item has a value of held_out_pair_accuracy in both runs"
+
+
+def test_bounds_by_hand():
+    """max_ratio 1.3 on baselines of 10: x = c - 13. c = 14, 14, 12, 12 gives x = 1, 1, -1, -1: mean 0, se 0.577,
+    p = 0.5, one-sided 95% bound 2.353 * 0.577 = 1.359 > 0, so not shown to hold. c = 20 everywhere: x = 7 with no
+    spread, p = 0. min_value 0.55 on c = 0.5 ... 0.8: mean 0.65, se 0.0645, interval 0.65 -/+ 2.353 * 0.0645 = [0.498, 0.802],
+    whose worse end is below 0.55: not shown to hold, and far from shown broken."""
+    from scipy import stats as sp
+
+    from prefline.gate.bounds import test_bound
+
+    ten = np.full(4, 10.0)
+    t = test_bound("max_ratio", 1.3, ten, np.array([14.0, 14, 12, 12]), False, 0.05)
+    assert (t.estimate, t.p_value, t.holds, t.method) == (pytest.approx(1.3), pytest.approx(0.5), False, "t-test")
+    assert test_bound("max_ratio", 1.3, ten, np.full(4, 20.0), False, 0.05).p_value == 0.0
+    t = test_bound("min_value", 0.55, ten, np.array([0.5, 0.6, 0.7, 0.8]), False, 0.05)
+    half = sp.t.ppf(0.95, 3) * np.std([0.5, 0.6, 0.7, 0.8], ddof=1) / 2
+    assert (t.estimate, t.low, t.high) == (pytest.approx(0.65), pytest.approx(0.65 - half), pytest.approx(0.65 + half))
+    se = np.std([0.5, 0.6, 0.7, 0.8], ddof=1) / 2
+    assert not t.holds and t.p_value == pytest.approx(sp.t.sf(-0.1 / se, 3))  # t = (0.55 - 0.65) / 0.0645 = -1.55, p = 0.89
