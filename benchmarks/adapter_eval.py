@@ -14,6 +14,7 @@ the spread over rounds is printed. Ratios are tokens/s against the base's, in th
 
     .venv/bin/python benchmarks/adapter_eval.py            # 2 rounds
     BENCH_ROUNDS=4 .venv/bin/python benchmarks/adapter_eval.py
+    BENCH_PROMPTS=16 BENCH_TOKENS=32 .venv/bin/python benchmarks/adapter_eval.py   # a smaller run, for a loaded machine
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from prefline.evals.suite import load_suite
 from prefline.models import load_model, resolve_model
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
-DECODING = DecodingConfig(max_new_tokens=64, batch_size=16)
+DECODING = DecodingConfig(max_new_tokens=int(os.environ.get("BENCH_TOKENS", "64")), batch_size=16)
+PROMPTS = int(os.environ.get("BENCH_PROMPTS", "32"))  # the smoke suite's first N items
 
 
 def make_adapter(ref, folder: Path) -> None:  # noqa: ANN001
@@ -73,7 +75,7 @@ def side(backend_cls, ref, adapter, conversations) -> tuple[float, float, int, f
 
 def main() -> None:
     ref = resolve_model()
-    conversations = [item.chat() for item in load_suite("smoke").items]
+    conversations = [item.chat() for item in load_suite("smoke").items][:PROMPTS]
     with tempfile.TemporaryDirectory() as tmp:
         adapter = Path(tmp) / "adapter"
         make_adapter(ref, adapter)

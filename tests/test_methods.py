@@ -293,6 +293,29 @@ def test_gradient_checkpointing_follows_the_model_size(tmp_path):
     assert TrainConfig().gradient_checkpointing is None  # unset: decided per model when training starts
 
 
+def test_gradient_checkpointing_follows_the_activations(tmp_path):
+    """SmolLM2-135M's shape (30 layers, hidden 576): 2 x 4 x 384 x 30 x 576 x 48 bytes = 2.55e9 (on), while
+    the same batch of 128-token rows takes 0.85e9 (off); the threshold is 1.5 GiB = 1.61e9."""
+    import json
+
+    from datasets import Dataset
+
+    from prefline.train.run import activation_bytes, longest_pair_tokens, needs_checkpointing
+
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 30, "hidden_size": 576}))
+    config = TrainConfig(batch_size=4, max_length=384)
+    assert activation_bytes(tmp_path, config, 384) == 2 * 4 * 384 * 30 * 576 * 48 == 2_548_039_680
+    assert needs_checkpointing(tmp_path, config, 384) and not needs_checkpointing(tmp_path, config, 128)
+    assert not needs_checkpointing(tmp_path, TrainConfig(batch_size=2, max_length=384), 384)  # 1.27e9
+
+    def msgs(n):
+        return [{"role": "user", "content": "x" * n}]
+    pairs = Dataset.from_list([{"prompt": msgs(30), "chosen": msgs(60), "rejected": msgs(90)},
+                               {"prompt": msgs(300), "chosen": msgs(3), "rejected": msgs(0)}])
+    assert longest_pair_tokens(pairs, 1024) == 303 // 3 + 32  # the second pair: 300 + 3 characters
+    assert longest_pair_tokens(pairs, 64) == 64
+
+
 def test_full_finetune_trains_every_weight_and_evaluates(ledger, dataset, tiny_model_dir, tmp_path):
     """finetune: full gives a full model folder that eval, pair accuracy and export use in place of base + adapter."""
     from prefline.config import DecodingConfig

@@ -73,7 +73,8 @@ def train(
     _check_weights(spec, pairs, dataset)
     model_ref = resolve_model(model_spec)
     if config.gradient_checkpointing is None:
-        config = config.model_copy(update={"gradient_checkpointing": needs_checkpointing(Path(model_ref.path))})
+        longest = longest_pair_tokens(pairs, config.max_length)
+        config = config.model_copy(update={"gradient_checkpointing": needs_checkpointing(Path(model_ref.path), config, longest)})
     if config.probe_every:
         probe_items(config)  # an unknown probe suite fails here, before a model loads
 
@@ -243,17 +244,54 @@ class _Run:
 
 
 CHECKPOINTING_FROM_BYTES = 2 * 1024**3
+# Activations kept for the backward pass, in bytes per token, per layer, per unit of the hidden size,
+# measured with bf16 autocast and LoRA on every linear layer: DPO on SmolLM2-135M (30 layers, hidden
+# 576), 8 sequences of 384 tokens per step, peaked 2.6 GB higher without checkpointing than with it
+# (docs/benchmarks.md, training memory): 2.6e9 / (8 * 384 * 30 * 576) = about 48.
+ACTIVATION_BYTES = 48
+CHECKPOINTING_FROM_ACTIVATIONS = int(1.5 * 1024**3)
+CHARS_PER_TOKEN = 3  # fewer than English's ~4: a pair's length in tokens is over- rather than under-estimated
 
 
-def needs_checkpointing(model_dir: Path) -> bool:
-    """Gradient checkpointing by model size: on when the weight files take 2 GB or more.
+def longest_pair_tokens(pairs, max_length: int) -> int:  # noqa: ANN001
+    """An upper estimate of the longest row the trainer will see, in tokens: the prompt plus the longer
+    response of the longest pair, from its characters, plus 32 for the chat template; at most ``max_length``."""
+    def chars(value) -> int:  # noqa: ANN001
+        return len(value) if isinstance(value, str) else sum(len(m.get("content") or "") for m in value)
 
-    It trades a second forward pass for activation memory. With LoRA on a small model the
-    activations are small and the recomputation is pure cost (docs/benchmarks.md, training
-    throughput); from about 1B parameters (bf16) the memory matters more.
+    columns = [c for c in ("prompt", "chosen", "rejected", "completion") if c in pairs.column_names]
+    table = pairs.select_columns(columns)
+    longest = 0
+    for row in table.iter(batch_size=1000):
+        for i in range(len(row[columns[0]])):
+            prompt = chars(row["prompt"][i]) if "prompt" in row else 0
+            longest = max(longest, prompt + max(chars(row[c][i]) for c in columns if c != "prompt"))
+    return min(max_length, longest // CHARS_PER_TOKEN + 32)
+
+
+def activation_bytes(model_dir: Path, config: TrainConfig, tokens: int) -> int:
+    """Estimated activations of one step: ``batch_size`` pairs (two sequences each) of ``tokens`` tokens."""
+    import json
+
+    model_config = json.loads((model_dir / "config.json").read_text())
+    model_config = model_config.get("text_config", model_config)
+    layers, hidden = model_config.get("num_hidden_layers", 0), model_config.get("hidden_size", 0)
+    return 2 * config.batch_size * tokens * layers * hidden * ACTIVATION_BYTES
+
+
+def needs_checkpointing(model_dir: Path, config: TrainConfig | None = None, tokens: int = 0) -> bool:
+    """Gradient checkpointing, decided by memory: on when the weight files take 2 GB or more, or when a
+    step's activations (``tokens`` per row, see :func:`activation_bytes`) would take 1.5 GiB or more.
+
+    It trades a second forward pass for activation memory. With LoRA on a small model and short pairs
+    the activations are small and the recomputation is pure cost (docs/benchmarks.md, training
+    throughput); from about 1B parameters (bf16), or with long rows (DPO on multi-turn transcripts at
+    ``max_length`` 384 peaked at 4.9 GB without it, 2.2 GB with it), the memory matters more.
     """
     weights = [f for pattern in ("*.safetensors", "*.bin") for f in model_dir.glob(pattern)]
-    return sum(f.stat().st_size for f in weights) >= CHECKPOINTING_FROM_BYTES
+    if sum(f.stat().st_size for f in weights) >= CHECKPOINTING_FROM_BYTES:
+        return True
+    return config is not None and activation_bytes(model_dir, config, tokens) >= CHECKPOINTING_FROM_ACTIVATIONS
 
 
 def trl_config(spec: Method, config: TrainConfig, output_dir: Path):
