@@ -139,7 +139,7 @@ def test_rules_for_unscored_metrics_are_not_applicable_or_errors_with_strict(led
         compare_runs(ledger, base, base, policy, strict=True)
     release = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "release", "--json"])
     assert "NaN" not in release.output
-    payload = json.loads(release.output)  # the release policy on a suite scored for length and refusal alone
+    payload = json.loads(release.stdout)  # the release policy on a suite scored for length and refusal alone
     assert {c["metric"] for c in payload["checks"] if c["status"] == "not applicable"} >= {"fabricated_citation", "held_out_pair_accuracy"}
     strict = CliRunner().invoke(app, ["gate", str(base), str(base), "--policy", "release", "--strict"])
     assert strict.exit_code == 2 and len(strict.output.strip().splitlines()) == 1

@@ -718,9 +718,9 @@ def runs_list(as_json: bool = JsonOpt) -> None:
     if as_json:
         return _print_json(rows)
     names = _Names(ledger)
-    console.print(_table("eval runs", ["id", "status", "suite", "suite hash", "model", "adapter", "created"],
+    console.print(_table("eval runs", ["id", "status", "suite", "suite hash", "model", "adapter", "created", "why it stopped"],
                          [[r["id"], r["status"], names.suite(r["suite_name"], r["suite_hash"]), r["suite_hash"][:12], r["model"],
-                           names.adapter(r["adapter_id"]) or "-", r["created_at"]] for r in rows]))
+                           names.adapter(r["adapter_id"]) or "-", r["created_at"], (r.get("error") or "")[:80]] for r in rows]))
     _next("prefline runs show RUN", "prefline gate BASELINE_RUN CANDIDATE_RUN")
 
 
@@ -1354,6 +1354,31 @@ def _bisect(history_of, adapters, suite, surface, metric, slice_name, alpha, sur
     console.print(f"first bad: [bold]{escape(result.first_bad)}[/] ({escape(result.metric)} {next(s.value for s in [*result.steps, result.bad] if s.adapter == result.first_bad):.4g} "
                   f"in {escape(result.slice)}; last good {escape(result.last_good)}); {result.evaluations} evaluation(s) for "
                   f"{len(result.adapters) - 2} adapter(s) in between")
+
+
+# --- doctor -----------------------------------------------------------------------------
+
+
+@app.command("doctor")
+def doctor_cmd(
+    fix: bool = typer.Option(False, "--fix", help="Remove the temporary folders of ingests that were killed (nothing else is touched)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check that the ledger and the home's files agree: versions whose files are gone, folders no ledger row lists,
+    leftovers of killed ingests, runs still marked running. Exit 0 when nothing is wrong, 1 when something is."""
+    from prefline.doctor import PROBLEMS, as_dicts, check
+
+    findings = check(_ledger(), fix=fix)
+    problems = [f for f in findings if f.kind in PROBLEMS and not f.fixed]
+    if as_json:
+        _print_json({"ok": not problems, "findings": as_dicts(findings)})
+    elif findings:
+        console.print(_table("doctor", ["finding", "path", "detail", "fixed"],
+                             [[f.kind, f.path, f.detail, "yes" if f.fixed else ""] for f in findings]))
+    else:
+        console.print("ledger and files agree: nothing to report")
+    if problems:
+        raise typer.Exit(1)
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -187,6 +187,12 @@ class GatePolicy(_Strict):
     drift: DriftPolicy | None = Field(None, description="Bounds against a reference run (`prefline gate --reference RUN`).")
     major_change: MajorChangePolicy | None = Field(None, description="Stricter terms when the candidate learnt from a major data change.")
 
+    @model_validator(mode="after")
+    def _gates_something(self) -> GatePolicy:
+        if not self.rules and not self.all_metrics:  # a policy that checks nothing would pass every candidate
+            raise ValueError("rules is empty and all_metrics is false: the policy would gate nothing; give at least one rule or set all_metrics: true")
+        return self
+
 
 def _shipped_policy_files() -> dict[str, Path]:
     root = resources.files("prefline") / "resources" / "policies"

@@ -284,8 +284,10 @@ def _init_worker(job: StreamJob) -> None:
     import signal
 
     # The parent handles Ctrl-C and SIGTERM and stops the pool; a worker just ends, without a traceback.
+    # It started with both blocked (see _answered), so one sent while it was starting is dropped here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _answer_in_worker(records: list[RawRecord]) -> Answers:
@@ -309,8 +311,22 @@ def _answered(records: Iterable[RawRecord], job: StreamJob, workers: int) -> Ite
         yield from ((chunk, answer_chunk(chunk, job)) for chunk in chunks)
         return
     import multiprocessing
+    import signal
 
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+    # Hold Ctrl-C and SIGTERM until the pool is up (the workers inherit the mask and lift it once
+    # they ignore both). A worker's errors come back with its answers, so its own standard error goes
+    # to /dev/null: a worker torn down while still starting would otherwise print a traceback.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(job,))
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    with pool:
         pending: deque = deque()
         for chunk in chunks:
             bare = [RawRecord(r.line, "", r.row, r.error) for r in chunk]
@@ -564,7 +580,7 @@ class VersionWriter:
 _PARTIAL = re.compile(r"^\.ingest-(\d+)-.*\.partial$")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -611,7 +627,7 @@ def remove_stale_partials() -> list[Path]:
     """Remove the temporary folders whose ingest process is gone (killed outright); return them."""
     removed = []
     for folder, pid in partial_folders():
-        if pid is not None and pid != os.getpid() and not _alive(pid):
+        if pid is not None and pid != os.getpid() and not process_alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

@@ -115,6 +115,11 @@ def compare_runs(ledger: Ledger, baseline_id: int | str, candidate_id: int | str
     elif major:
         notes.append(f"policy {policy.name!r} has no major_change: section; its usual terms apply")
     sources = [data, *preference_data(ledger, base_run, cand_run)]
+    tagged = {name.split("=", 1)[0] for name in data.slices if name != "overall"}
+    untagged = [key for key in policy.slice_keys if key not in tagged]
+    if untagged:  # a misspelt key would otherwise break nothing down, silently
+        warnings.append(f"slice key(s) {', '.join(map(repr, untagged))} of policy {policy.name!r} tag no item of these runs, "
+                        f"so nothing is broken down by them (keys present: {', '.join(sorted(tagged)) or 'none'})")
 
     checks = _checks(policy, policy.rules, sources, "baseline", strict, lc=win_rate_slices(ledger, base_run, cand_run))
     ref_id = None
