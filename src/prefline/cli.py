@@ -994,6 +994,56 @@ def report_adapter(
     _write_report(adapter_data(_ledger(), name), html, md, as_json, adapter_html, adapter_markdown)
 
 
+@report_app.command("compare")
+def report_compare(
+    baseline: str = typer.Argument(..., help="Baseline eval run id."),
+    candidate: str = typer.Argument(..., help="Candidate eval run id."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Gate policy for the verdict: a shipped name or a YAML file (default: default). Not recorded as a decision."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference run for the policy's drift: rules."),
+    common_items: bool = typer.Option(False, "--common-items", help="Runs on different suite hashes: compare the items both hold unchanged."),
+    html: Optional[Path] = HtmlOpt,
+    md: Optional[Path] = MdOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """A comparison's report: verdict per axis and overall, the slice x check heatmap, failing and inconclusive
+    checks, the capability summary (how it behaves vs what it knows), the diagnosis and the items that moved most."""
+    from prefline.report.decision import compare_data, decision_html, decision_markdown
+
+    data = compare_data(_ledger(), baseline, candidate, policy=policy, reference=reference, common_items=common_items)
+    _write_report(data, html, md, as_json, decision_html, decision_markdown)
+
+
+@report_app.command("gate")
+def report_gate(
+    decision: str = typer.Argument(..., help="Gate decision id (printed by `prefline gate`, listed by `prefline release history`)."),
+    html: Optional[Path] = HtmlOpt,
+    md: Optional[Path] = MdOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """A stored gate decision's report: the same page as `report compare`, with the checks exactly as decided."""
+    from prefline.report.decision import decision_html, decision_markdown, gate_data
+
+    _write_report(gate_data(_ledger(), decision), html, md, as_json, decision_html, decision_markdown)
+
+
+@report_app.command("diagnose")
+def report_diagnose(
+    baseline: str = typer.Argument(..., help="Baseline eval run id."),
+    candidate: str = typer.Argument(..., help="Candidate eval run id."),
+    alpha: float = typer.Option(0.05, "--alpha", help="A move in the bad direction is a regression when its adjusted p-value is at most this."),
+    common_items: bool = typer.Option(False, "--common-items", help="Compare runs on different suite versions on the items both hold unchanged."),
+    html: Optional[Path] = HtmlOpt,
+    md: Optional[Path] = MdOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """A diagnosis report: regressions ranked by effect size per category and slice with intervals, likely causes
+    with evidence and confidence, and the items that moved most side by side."""
+    from prefline.report.decision import diagnose_data, diagnose_html, diagnose_markdown
+
+    _write_report(diagnose_data(_ledger(), baseline, candidate, alpha=alpha, common_items=common_items), html, md, as_json,
+                  diagnose_html, diagnose_markdown)
+
+
 # --- scorers ----------------------------------------------------------------------------
 
 

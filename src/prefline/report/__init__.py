@@ -1,1 +1,44 @@
-"""Rendering results for people: terminal tables now; HTML and markdown reports plug in here."""
+"""Rendering results for people: terminal tables, and self-contained HTML pages with markdown summaries.
+
+Each ``write_*_report`` builds a report's JSON from the ledger, then writes the HTML page and/or the
+markdown summary (which names the HTML's path) and returns the paths written, by kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _write(data: dict[str, Any], html: str | Path | None, md: str | Path | None, render_html: Callable, render_md: Callable) -> dict[str, Path]:
+    from prefline.report.html import write
+
+    written = {}
+    if html is not None:
+        written["html"] = write(render_html(data), html)
+    if md is not None:
+        written["markdown"] = write(render_md(data, str(html) if html is not None else None), md)
+    return written
+
+
+def write_compare_report(ledger, baseline: int | str, candidate: int | str, html: str | Path | None = None,  # noqa: ANN001
+                         md: str | Path | None = None, policy: str | None = None, reference: int | str | None = None) -> dict[str, Path]:
+    """The comparison report of two runs, with the gate's verdict under ``policy`` (not recorded as a decision)."""
+    from prefline.report.decision import compare_data, decision_html, decision_markdown
+
+    return _write(compare_data(ledger, baseline, candidate, policy=policy, reference=reference), html, md, decision_html, decision_markdown)
+
+
+def write_gate_report(ledger, decision: int | str, html: str | Path | None = None, md: str | Path | None = None) -> dict[str, Path]:  # noqa: ANN001
+    """The report of a stored gate decision (``GateResult.decision_id``)."""
+    from prefline.report.decision import decision_html, decision_markdown, gate_data
+
+    return _write(gate_data(ledger, decision), html, md, decision_html, decision_markdown)
+
+
+def write_diagnose_report(ledger, baseline: int | str, candidate: int | str, html: str | Path | None = None,  # noqa: ANN001
+                          md: str | Path | None = None) -> dict[str, Path]:
+    """The diagnosis report: regressions, likely causes, items that moved most."""
+    from prefline.report.decision import diagnose_data, diagnose_html, diagnose_markdown
+
+    return _write(diagnose_data(ledger, baseline, candidate), html, md, diagnose_html, diagnose_markdown)

@@ -100,3 +100,75 @@ def interval_chart(rows: list[dict[str, Any]], title: str, xlabel: str) -> Any:
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         return svg(fig)
+
+
+def change_chart(rows: list[dict[str, Any]], title: str, xlabel: str) -> Any:
+    """Changes (candidate − baseline) as points with their intervals, one row per ``{"label", "mean", "ci"}``
+    (top to bottom), around a line at zero: a forest plot."""
+    rows = [r for r in rows if r.get("mean") is not None and r.get("ci") and None not in r["ci"]]
+    if not rows:
+        return None
+    plt = pyplot()
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 0.34 * len(rows) + 1.0))
+        y = list(range(len(rows)))
+        means = [r["mean"] for r in rows]
+        low = [max(0.0, r["mean"] - r["ci"][0]) for r in rows]
+        high = [max(0.0, r["ci"][1] - r["mean"]) for r in rows]
+        ax.axvline(0.0, color="#555555", linewidth=1)
+        ax.errorbar(means, y, xerr=[low, high], fmt="o", color=COLORS[3], ecolor="#e3a9a9", elinewidth=3, capsize=0, markersize=5)
+        ax.set_yticks(y, [r["label"] for r in rows])
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        return svg(fig)
+
+
+def timeline_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]], title: str, ylabel: str,
+                   ylim: tuple[float, float] | None = None) -> Any:
+    """One line per named series over ordered labelled points (releases, oldest first); None is a gap."""
+    series = {name: list(v) for name, v in series.items() if any(x is not None for x in v)}
+    if not series or not labels:
+        return None
+    plt = pyplot()
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.4, 2.7))
+        x = list(range(len(labels)))
+        for i, (name, values) in enumerate(series.items()):
+            ax.plot(x, [float("nan") if v is None else v for v in values], color=COLORS[i % len(COLORS)], linewidth=1.8,
+                    marker="o", markersize=4, label=name)
+        if ylim is not None:
+            pad = (ylim[1] - ylim[0]) * 0.04
+            ax.set_ylim(ylim[0] - pad, ylim[1] + pad)
+        ax.set_xticks(x, list(labels), rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        if len(series) > 1:
+            ax.legend(loc="best", fontsize=8)
+        return svg(fig)
+
+
+def tradeoff_chart(points: list[dict[str, Any]], y_label: str, panels: list[tuple[str, str]], title: str) -> Any:
+    """The tradeoff surface: one panel per ``(key, label)`` in ``panels`` with that cost across and ``y_label``
+    up; one point per ``{"label", "y", key..., "kind"}`` (kind ``release`` filled, ``candidate`` hollow), named."""
+    panels = [(k, label) for k, label in panels if any(p.get(k) is not None and p.get("y") is not None for p in points)]
+    if not panels:
+        return None
+    plt = pyplot()
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+        for ax, (key, label) in zip(axes[0], panels):
+            for kind, style in (("release", {"color": COLORS[0], "edgecolors": COLORS[0]}),
+                                ("candidate", {"color": "none", "edgecolors": COLORS[3]})):
+                mine = [p for p in points if p["kind"] == kind and p.get(key) is not None and p.get("y") is not None]
+                if mine:
+                    ax.scatter([p[key] for p in mine], [p["y"] for p in mine], s=46, linewidths=1.6, label=kind, zorder=3, **style)
+                    for p in mine:
+                        ax.annotate(p["label"], (p[key], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=8, color="#444444")
+            ax.set_xlabel(f"{label} (lower is better)")
+            ax.set_ylabel(y_label)
+        axes[0][0].set_title(title)
+        axes[0][-1].legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        return svg(fig)
