@@ -110,6 +110,8 @@ def test_hard_limits_do_not_depend_on_the_baseline(ledger):
     assert c.status == "fail" and c.estimate == pytest.approx(0.2) and c.p_value == pytest.approx(0.000712, rel=1e-3)
     clean = check(compare_runs(ledger, base, make_run(ledger, values()), limit), "under_refusal", "risk=harmful")
     assert clean.status == "inconclusive" and clean.high == pytest.approx(0.0634, abs=1e-3)
+    # with none answered, the bound z^2 / (n + z^2) is at most 0.05 from n = 2.706 * 0.95 / 0.05 = 51.4: 52 items
+    assert clean.items_needed == 52
 
 
 def test_default_policy_gates_every_scored_metric(ledger):

@@ -70,7 +70,10 @@ def test_bound(bound: str, limit: float, baseline: np.ndarray, candidate: np.nda
         else:
             p, holds = float(sp.binom.cdf(k, n, limit)), wl >= limit
         share = (k + 0.5) / (n + 1)
-        return BoundTest(k / n, wl, wh, p, holds, "exact binomial, wilson", items_needed(math.sqrt(share * (1 - share)), k / n - limit, alpha))
+        needed = items_needed(math.sqrt(share * (1 - share)), k / n - limit, alpha)
+        if (bound == "max_value") == (k / n < limit):  # on the passing side: when would the Wilson bound cross the limit?
+            needed = _wilson_items(k / n, limit, bound, alpha)
+        return BoundTest(k / n, wl, wh, p, holds, "exact binomial, wilson", needed)
     mean, se, p = margin_test(x, cap)
     q = sp.t.ppf(1 - alpha, df=n - 1)
     upper = mean + q * se
@@ -85,3 +88,19 @@ def test_bound(bound: str, limit: float, baseline: np.ndarray, candidate: np.nda
         return BoundTest(estimate, low, high, p, upper <= cap, "t-test", items_needed(sd, mean - cap, alpha))
     estimate = float(c.mean()) if bound in ("max_value", "min_value") else float(c.mean() - b.mean())
     return BoundTest(estimate, estimate - q * se, estimate + q * se, p, upper <= cap, "t-test", items_needed(sd, mean - cap, alpha))
+
+
+def _wilson_items(share: float, limit: float, bound: str, alpha: float, most: int = 10**7) -> int | None:
+    """The fewest items at which the Wilson bound of ``share`` is inside ``limit`` (the share staying as observed),
+    by bisection: the bound tightens as items grow. None beyond ``most`` items."""
+    def inside(m: int) -> bool:
+        low, high = wilson_interval(share * m, m, 1 - 2 * alpha)
+        return bool(high <= limit) if bound == "max_value" else bool(low >= limit)
+
+    if not inside(most):
+        return None
+    lo, hi = 1, most
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if inside(mid) else (mid + 1, hi)
+    return lo
