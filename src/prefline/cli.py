@@ -344,6 +344,7 @@ def data_report(
     _print_data_report(report)
     if html:
         console.print(f"html: {_s(html)}")
+    _next(f"prefline data split {row['name']}@{row['version']} --heldout 0.2", f"prefline train dpo --data {row['name']}@{row['version']} --name ADAPTER")
 
 
 def _print_data_report(r: dict[str, Any]) -> None:
