@@ -1045,6 +1045,20 @@ def report_diagnose(
                   diagnose_html, diagnose_markdown)
 
 
+@report_app.command("release")
+def report_release(
+    surface: Optional[str] = typer.Option(None, "--surface", help="Only this surface (default: every surface with a release)."),
+    html: Optional[Path] = HtmlOpt,
+    md: Optional[Path] = MdOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """The releases report: per surface, each release's metrics over time (refusal, verbosity, hedging, citation
+    support, instruction following, win rate, latency; whichever the runs have) and the tradeoff chart."""
+    from prefline.report.releases import release_data, release_html, release_markdown
+
+    _write_report(release_data(_ledger(), surface), html, md, as_json, release_html, release_markdown)
+
+
 # --- scorers ----------------------------------------------------------------------------
 
 

@@ -42,3 +42,11 @@ def write_diagnose_report(ledger, baseline: int | str, candidate: int | str, htm
     from prefline.report.decision import diagnose_data, diagnose_html, diagnose_markdown
 
     return _write(diagnose_data(ledger, baseline, candidate), html, md, diagnose_html, diagnose_markdown)
+
+
+def write_release_report(ledger, html: str | Path | None = None, md: str | Path | None = None,  # noqa: ANN001
+                         surface: str | None = None) -> dict[str, Path]:
+    """The releases report: per surface, metrics over time and the tradeoff chart."""
+    from prefline.report.releases import release_data, release_html, release_markdown
+
+    return _write(release_data(ledger, surface), html, md, release_html, release_markdown)

@@ -51,6 +51,11 @@ def svg(fig) -> Any:  # noqa: ANN001
     return Markup(text)
 
 
+def short(label: str, limit: int = 22) -> str:
+    """A label cut to ``limit`` characters, so one long user-given name cannot squeeze the plot (tables show it whole)."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, xlabel: str, ylabel: str,
                reference: float | None = None, ylim: tuple[float, float] | None = None, width: float = 6.0, height: float = 2.8) -> Any:
     """One line per named series of (x, y) over integer x (steps); ``reference`` draws a dashed horizontal
@@ -141,7 +146,7 @@ def timeline_chart(labels: Sequence[str], series: dict[str, Sequence[float | Non
         if ylim is not None:
             pad = (ylim[1] - ylim[0]) * 0.04
             ax.set_ylim(ylim[0] - pad, ylim[1] + pad)
-        ax.set_xticks(x, list(labels), rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+        ax.set_xticks(x, [short(label) for label in labels], rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         if len(series) > 1:
@@ -165,7 +170,7 @@ def tradeoff_chart(points: list[dict[str, Any]], y_label: str, panels: list[tupl
                 if mine:
                     ax.scatter([p[key] for p in mine], [p["y"] for p in mine], s=46, linewidths=1.6, label=kind, zorder=3, **style)
                     for p in mine:
-                        ax.annotate(p["label"], (p[key], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=8, color="#444444")
+                        ax.annotate(short(p["label"]), (p[key], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=8, color="#444444")
             ax.set_xlabel(f"{label} (lower is better)")
             ax.set_ylabel(y_label)
         axes[0][0].set_title(title)
