@@ -75,7 +75,7 @@ preference_app = typer.Typer(no_args_is_help=True, help="The preference layer: h
 app.add_typer(preference_app, name="preference")
 release_app = typer.Typer(no_args_is_help=True, help="Releases per surface (chat, code, voice, ...): promote, roll back with confirmed recovery, status, history.")
 app.add_typer(release_app, name="release")
-report_app = typer.Typer(no_args_is_help=True, help="Self-contained HTML reports (and markdown summaries) of runs and adapters.")
+report_app = typer.Typer(no_args_is_help=True, help="Self-contained HTML reports (and markdown summaries) of runs, adapters, comparisons, gate decisions, diagnoses and releases.")
 app.add_typer(report_app, name="report")
 scorers_app = typer.Typer(no_args_is_help=True, help="The registered scorers: what each measures, its metrics and directions, and the item fields it reads.")
 app.add_typer(scorers_app, name="scorers")
