@@ -109,3 +109,22 @@ def test_a_planted_regression_beyond_the_margin_fails_nearly_always(ledger, effe
         print(f"\nplanted over-refusal +{effect:.2f} (margin 0.10): {rate:.0%} of {len(results)} verdicts fail")
     assert rate >= 0.95
     assert all({c.metric for c in r.failures} == {"over_refusal"} for r in results if r.verdict == "fail")
+
+
+def test_two_sampled_runs_of_one_real_model_do_not_fail(ledger, tiny_model_dir):
+    """The issue's measurement, on the tiny model: the same model evaluated on the smoke suite with sampling
+    (temperature 0.7) under two seeds, gated both ways with the default policy. The runs differ item by item;
+    neither order fails, and the runs really differ (so the gate saw noise, not identical runs)."""
+    from prefline.config import DecodingConfig
+    from prefline.evals.run import run_eval
+    from prefline.evals.suite import load_suite
+
+    suite = load_suite("smoke")
+    runs = [run_eval(suite, ledger, model_spec=str(tiny_model_dir), show_progress=False,
+                     decoding=DecodingConfig(max_new_tokens=16, batch_size=8, temperature=0.7, seed=seed)) for seed in (1, 2)]
+    outputs = [[g["output"] for g in ledger.generations(r)] for r in runs]
+    assert outputs[0] != outputs[1]
+    for base, cand in (runs, runs[::-1]):
+        result = compare_runs(ledger, base, cand, record=False)
+        assert result.verdict != "fail", [c.reason for c in result.failures]
+        assert len(result.checks) >= 20
