@@ -132,3 +132,18 @@ def postgres_url(tmp_path_factory):
         yield url
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(datadir), "-m", "fast", "stop"], capture_output=True)
+
+
+@pytest.fixture
+def pg_url(postgres_url):
+    """A fresh database on the session's PostgreSQL server."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + "/" + name

@@ -276,20 +276,11 @@ def test_an_adapter_trained_on_a_major_data_change_applies_the_major_change_term
 
 
 @pytest.mark.postgres
-def test_decisions_are_stored_on_postgresql(postgres_url):
+def test_decisions_are_stored_on_postgresql(pg_url):
     """PostgreSQL's JSON rejects NaN: a decision with a not-applicable check (no means) must still be stored."""
-    import uuid
-
-    import sqlalchemy as sa
-
     from prefline.ledger import Ledger
 
-    name = "g_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    ledger = Ledger(postgres_url.rsplit("/", 1)[0] + "/" + name)
+    ledger = Ledger(pg_url)
     base, cand = make_run(ledger, values()), make_run(ledger, values(refused_benign=16))
     policy = POLICY.model_copy(update={"rules": [*POLICY.rules, GateRule(metric="hallucination", max_increase=0.0)]})
     result = compare_runs(ledger, base, cand, policy)

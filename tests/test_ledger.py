@@ -3,7 +3,6 @@ on SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -35,17 +34,6 @@ EXPECTED_COLUMNS = {
     "releases": {"id", "surface", "seq", "action", "adapter_id", "adapter_name", "run_id", "decision_id", "reference_run_id",
                  "suite_name", "suite_hash", "policy", "forced", "reason", "actor", "outcome", "created_at"},
 }
-
-
-@pytest.fixture
-def pg_url(postgres_url):
-    """A fresh database on the session's PostgreSQL server."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
