@@ -317,3 +317,61 @@ def test_parquet_reader_rejects_nothing_silently(tmp_path, ledger):
     result = ingest(path, "pq", ledger)
     reconciles(result)
     assert result.n_accepted == 2 and result.n_rejected == 1 and result.unknown_fields == {"note": 2}
+
+
+# --- suites: everything a run needs, checked before anything is generated ------------------------
+
+GOOD_ITEM = {"id": "a", "messages": [{"role": "user", "content": "Say hi in five words."}], "slices": {"intent": "chat"}}
+
+
+def _suite(tmp_path: Path, header: str, items: list[dict] | None = None) -> Path:
+    folder = tmp_path / "suite"
+    folder.mkdir(exist_ok=True)
+    (folder / "suite.yaml").write_text(header)
+    (folder / "items.jsonl").write_text("".join(json.dumps(item) + "\n" for item in (items or [GOOD_ITEM])))
+    return folder
+
+
+@pytest.mark.parametrize("header, needle", [
+    ("name: s\nversion: abc\nitems: items.jsonl\n", "version: Input should be a valid integer"),
+    ("name: s\nversion: -3\nitems: items.jsonl\n", "version: Input should be greater than or equal to 1"),
+    ("name: s\nversion: 1\nitems: items.jsonl\nowner: me\n", "owner: Extra inputs are not permitted"),
+    ("name: s\nversion: 1\nitems: items.jsonl\nscorers: [length, no_such_scorer]\n", "unknown scorer(s) no_such_scorer"),
+    ("name: s\nversion: 1\nitems: items.jsonl\ndescription: [unclosed\n", "suite.yaml:5:1: not valid YAML"),
+])
+def test_a_bad_suite_header_is_one_line(tmp_path, header, needle):
+    folder = _suite(tmp_path, header)
+    for command in ("validate", "freeze", "show"):
+        one_line_error(cli("suite", command, folder), needle)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"constraints": [{"type": "no_such_instruction"}]}, "unknown instruction type 'no_such_instruction'"),
+    ({"constraints": [{"type": "max_words", "params": {}}]}, "missing param"),
+    ({"json_schema": {"type": "no-such-type"}}, "json_schema is not a valid JSON Schema"),
+    ({"expected_tool_call": {"name": "get_weather"}}, "offers no tools"),
+])
+def test_unscorable_items_are_refused_before_generation(tmp_path, ledger, change, needle):
+    folder = _suite(tmp_path, "name: s\nversion: 1\nitems: items.jsonl\n", [{**GOOD_ITEM, **change}])
+    for command in ("validate", "freeze"):
+        one_line_error(cli("suite", command, folder), "items.jsonl:1", needle)
+    one_line_error(cli("eval", "--suite", folder, "--model", "unused"), needle)
+    assert ledger.list_runs() == []  # no run left `running`: it never started
+
+
+def test_validate_reports_a_frozen_suite_whose_files_changed(tmp_path):
+    header = "name: s\nversion: 1\nitems: items.jsonl\nslice_counts:\n  intent: {chat: 1}\n"
+    folder = _suite(tmp_path, header)
+    assert cli("suite", "freeze", folder).exit_code == 0
+    (folder / "items.jsonl").write_text(json.dumps({**GOOD_ITEM, "messages": [{"role": "user", "content": "Changed."}]}) + "\n")
+    one_line_error(cli("suite", "validate", folder), "was frozen with hash", "changed: a")
+
+
+def test_validate_checks_slice_counts_and_names_a_missing_suite_yaml(tmp_path):
+    folder = _suite(tmp_path, "name: s\nversion: 1\nitems: items.jsonl\n")
+    result = cli("suite", "validate", folder)
+    assert result.exit_code == 0 and "warning: the header has no slice_counts" in result.stderr
+    (folder / "suite.yaml").write_text("name: s\nversion: 1\nitems: items.jsonl\nslice_counts:\n  intent: {chat: 2}\n")
+    one_line_error(cli("suite", "validate", folder), "slice_counts.intent")
+    (folder / "suite.yaml").unlink()
+    one_line_error(cli("suite", "validate", folder), "has no suite.yaml")
