@@ -230,9 +230,9 @@ def test_a_name_with_a_trailing_newline_creates_nothing(tmp_path, prefline_home)
 
 def test_an_infinite_ratings_margin_is_refused(tmp_path):
     rules = tmp_path / "rules.yaml"
-    rules.write_text("ratings:\n  margin: 1e400\n")
+    rules.write_text("ratings:\n  margin: 1.0e+400\n")  # YAML reads this as infinity
     one_line_error(cli("data", "ingest", SIGNALS / "ratings.jsonl", "--name", "r", "--signal", "ratings", "--rules", rules),
-                   "ratings.margin")
+                   "ratings.margin: Input should be a finite number")
 
 
 def test_every_out_file_needs_an_existing_folder(tmp_path, ledger):
