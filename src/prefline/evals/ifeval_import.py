@@ -90,7 +90,9 @@ def import_ifeval(path: str | Path, out: str | Path, name: str | None = None, ve
     for item in items:
         for kind in item["instruction_id_list"]:
             counts[kind] = counts.get(kind, 0) + 1
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.parent.is_dir():  # as every --out: prefline does not create a folder tree from a mistyped path
+        raise PreflineError(f"{folder}: folder {folder.parent} does not exist (create it first)")
+    folder.mkdir(exist_ok=True)
     header = {"name": name or source.stem, "version": version, "schema_version": 1,
               "description": f"IFEval prompts imported from {source.name}, checked with IFEval's semantics.",
               "items": "items.jsonl", "scorers": ["instructions"]}

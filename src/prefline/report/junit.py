@@ -32,4 +32,6 @@ def gate_junit(result: GateResult) -> str:
 
 
 def write_gate_junit(result: GateResult, path: str | Path) -> None:
-    Path(path).write_text(gate_junit(result) + "\n", encoding="utf-8")
+    from prefline.paths import output_file
+
+    output_file(path).write_text(gate_junit(result) + "\n", encoding="utf-8")

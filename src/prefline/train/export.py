@@ -28,6 +28,8 @@ def export_adapter(ledger: Ledger, name: str, out: str | Path, merge: bool = Fal
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PreflineError(f"{out} already exists and is not an empty folder; choose a new --out")
+    if not out.parent.is_dir():  # as every --out: no folder tree is created from a mistyped path
+        raise PreflineError(f"{out}: folder {out.parent} does not exist (create it first)")
     if not merge or is_full_model(source):  # a full fine-tune is already a merged model
         shutil.copytree(source, out, dirs_exist_ok=True)
         return out
