@@ -55,7 +55,7 @@ def built(tmp_path_factory):
     The reports' data is built once: the paired bootstrap and the lineage scan take a while."""
     from prefline.data.ingest import ingest
     from prefline.ledger import Ledger
-    from prefline.report.decision import compare_data, diagnose_data
+    from prefline.report.decision import capability_data, compare_data, diagnose_data
 
     root = tmp_path_factory.mktemp("decisions")
     with pytest.MonkeyPatch.context() as mp:
@@ -75,7 +75,9 @@ def built(tmp_path_factory):
                                           "slice_keys": ["intent", "surface", "topic"], "min_items": 10}))
         compared = compare_data(ledger, base, cand, policy=str(policy))
         diagnosed = diagnose_data(ledger, base, cand)
-    return {"base": base, "cand": cand, "policy": str(policy), "url": ledger.url, "compare": compared, "diagnose": diagnosed}
+        changed = capability_data(ledger, base, cand)
+    return {"base": base, "cand": cand, "policy": str(policy), "url": ledger.url, "compare": compared, "diagnose": diagnosed,
+            "capability": changed}
 
 
 @pytest.fixture
@@ -120,6 +122,9 @@ def test_capability_sentences_from_the_numbers(story):
     assert "rose" in style["length_tokens"]["sentence"] and "worse" in style["length_tokens"]["sentence"]
     assert "no detectable change" in style["over_refusal"]["sentence"]  # 2 of 24 items: the interval spans zero
     assert cap["knows"] == [] and "not measured" in cap["knows_note"]
+    assert cap["headline"] == ["How it behaves: 1 of 2 measure(s) changed detectably; worse in response length (tokens).",
+                               "What it knows: not measured on this suite."]
+    assert story["capability"]["capability"] == cap  # the stakeholders' page says what the comparison report says
     # hand-worked: a share that rose 0.10 -> 0.30 with interval [0.05, 0.35]
     row = {"metric": "over_refusal", "baseline": 0.1, "candidate": 0.3, "diff": 0.2, "ci_low": 0.05, "ci_high": 0.35, "n": 40, "direction": "lower"}
     assert sentence(row) == ("Refusing requests it should answer rose: 10% → 30%, n=40; change +20.0 points "
@@ -137,6 +142,12 @@ def test_decision_reports_escape_hostile_text(story):
     assert len(re.findall(r'<rect class="cell', page)) == len(data["gate"]["checks"])
     page = diagnose_html(story["diagnose"])
     _assert_escaped(page)
+    from prefline.report.decision import capability_html, capability_markdown
+
+    page = capability_html(story["capability"])
+    assert len(re.findall(r"<script\b", page)) == 1 and "<img" not in page
+    md = capability_markdown(story["capability"], "c.html")
+    assert "- Response length (tokens) rose: 11.9 → 22.4" in md and "Full report: `c.html`" in md
 
 
 def test_markdown_fits_a_pull_request_comment(story):
@@ -164,6 +175,8 @@ def test_cli_report_compare_gate_diagnose(story, tmp_path):
     result = runner.invoke(app, ["report", "gate", str(decision), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["decision"]["id"] == decision
+    result = runner.invoke(app, ["report", "capability", str(story["base"]), str(story["cand"]), "--md", str(tmp_path / "cap.md")])
+    assert result.exit_code == 0 and (tmp_path / "cap.md").read_text().startswith("### What changed")
     result = runner.invoke(app, ["report", "diagnose", str(story["base"]), str(story["cand"]), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["diagnosis"]["findings"]
     bad = runner.invoke(app, ["report", "gate", "999", "--html", str(out)])
@@ -173,12 +186,12 @@ def test_cli_report_compare_gate_diagnose(story, tmp_path):
 
 
 def test_decision_reports_in_a_real_browser(story, tmp_path):
-    from prefline.report.decision import decision_html, diagnose_html
+    from prefline.report.decision import capability_html, decision_html, diagnose_html
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
     data = story["compare"]
-    pages = {"gate": decision_html(data), "diagnose": diagnose_html(story["diagnose"])}
+    pages = {"gate": decision_html(data), "diagnose": diagnose_html(story["diagnose"]), "capability": capability_html(story["capability"])}
     for kind, html in pages.items():
         page = tmp_path / f"{kind}.html"
         page.write_text(html, encoding="utf-8")
@@ -186,6 +199,9 @@ def test_decision_reports_in_a_real_browser(story, tmp_path):
         assert "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]
         assert "pwned" not in dom.split("<title>", 1)[1].split("</title>", 1)[0]
         assert "<textarea" not in dom and "<img src=\"x\"" not in dom
+        if kind == "capability":
+            assert "Response length (tokens) rose" in dom and "no detectable change" in dom
+            continue
         plots = _plots(dom)
         assert plots and all(len(re.findall(r"<(path|rect)\b", p)) > 5 for p in plots), kind
         if kind == "gate":

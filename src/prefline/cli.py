@@ -1045,6 +1045,23 @@ def report_diagnose(
                   diagnose_html, diagnose_markdown)
 
 
+@report_app.command("capability")
+def report_capability(
+    baseline: str = typer.Argument(..., help="Baseline eval run id."),
+    candidate: str = typer.Argument(..., help="Candidate eval run id."),
+    common_items: bool = typer.Option(False, "--common-items", help="Compare runs on different suite versions on the items both hold unchanged."),
+    html: Optional[Path] = HtmlOpt,
+    md: Optional[Path] = MdOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """For stakeholders: what changed in how the model behaves (style, refusal, format) apart from what it knows
+    (answers checked against references or documents), in plain sentences from the numbers and their intervals."""
+    from prefline.report.decision import capability_data, capability_html, capability_markdown
+
+    _write_report(capability_data(_ledger(), baseline, candidate, common_items=common_items), html, md, as_json,
+                  capability_html, capability_markdown)
+
+
 @report_app.command("release")
 def report_release(
     surface: Optional[str] = typer.Option(None, "--surface", help="Only this surface (default: every surface with a release)."),

@@ -50,3 +50,11 @@ def write_release_report(ledger, html: str | Path | None = None, md: str | Path 
     from prefline.report.releases import release_data, release_html, release_markdown
 
     return _write(release_data(ledger, surface), html, md, release_html, release_markdown)
+
+
+def write_capability_report(ledger, baseline: int | str, candidate: int | str, html: str | Path | None = None,  # noqa: ANN001
+                            md: str | Path | None = None) -> dict[str, Path]:
+    """For stakeholders: what changed in how the model behaves apart from what it knows, in sentences."""
+    from prefline.report.decision import capability_data, capability_html, capability_markdown
+
+    return _write(capability_data(ledger, baseline, candidate), html, md, capability_html, capability_markdown)

@@ -106,6 +106,16 @@ def diagnose_data(ledger: Ledger, baseline: int | str, candidate: int | str, *, 
             "diagnosis": json_ready(result.as_dict())}
 
 
+def capability_data(ledger: Ledger, baseline: int | str, candidate: int | str, *, common_items: bool = False) -> dict[str, Any]:
+    """The capability report's JSON, for stakeholders: both runs, the comparison, and its overall changes in sentences."""
+    from prefline.gate.comparison import compare
+
+    comparison = compare(ledger, baseline, candidate, common_items=common_items).as_dict()
+    return {"kind": "prefline.capability_report", "report_version": REPORT_VERSION,
+            "runs": {"baseline": _run_side(ledger, comparison["baseline_run"]), "candidate": _run_side(ledger, comparison["candidate_run"])},
+            "comparison": comparison, "capability": capability(comparison)}
+
+
 # --- capability summary ---------------------------------------------------------------------------
 
 
@@ -148,9 +158,23 @@ def capability(comparison: dict[str, Any]) -> dict[str, Any]:
     for rows in groups.values():
         rows.sort(key=lambda r: (not r["moved"], r["metric"]))
     knows = groups[KNOWS["evidence"]]
-    return {"behaves": {t: groups[t] for t in BEHAVES.values()}, "knows": knows,
+    behaves = [row for t in BEHAVES.values() for row in groups[t]]
+    return {"headline": [_headline("How it behaves", behaves), _headline("What it knows", knows)],
+            "behaves": {t: groups[t] for t in BEHAVES.values()}, "knows": knows,
             "knows_note": None if knows else "No scorer that checks answers against reference answers or documents ran on this "
                                                  "suite, so what the model knows was not measured."}
+
+
+def _headline(what: str, rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return f"{what}: not measured on this suite."
+    moved = [r for r in rows if r["moved"]]
+    if not moved:
+        return f"{what}: no detectable change in any of {len(rows)} measure(s)."
+    worse = [PHRASES.get(r["metric"], r["metric"]) for r in moved if r["worse"]]
+    better = [PHRASES.get(r["metric"], r["metric"]) for r in moved if not r["worse"]]
+    parts = ([f"worse in {', '.join(worse)}"] if worse else []) + ([f"better in {', '.join(better)}"] if better else [])
+    return f"{what}: {len(moved)} of {len(rows)} measure(s) changed detectably; " + "; ".join(parts) + "."
 
 
 def _worse(row: dict[str, Any]) -> bool:
@@ -248,6 +272,29 @@ def diagnose_html(data: dict[str, Any]) -> str:
     from prefline.report.html import render
 
     return render("diagnose_report.html.j2", r=data, d=data["diagnosis"], chart=_findings_chart(data["diagnosis"]["findings"]))
+
+
+def capability_html(data: dict[str, Any]) -> str:
+    from prefline.report.html import render
+
+    return render("capability_report.html.j2", r=data)
+
+
+def capability_markdown(data: dict[str, Any], html_path: str | None = None) -> str:
+    """What changed, in sentences: how the model behaves, then what it knows."""
+    from prefline.report.markdown import cell
+
+    cap, runs = data["capability"], data["runs"]
+    lines = [f"### What changed: {cell(_side_label(runs['candidate']))} vs {cell(_side_label(runs['baseline']))}", "",
+             *[f"**{cell(h)}**  " for h in cap["headline"]], ""]
+    for title, rows in cap["behaves"].items():
+        if rows:
+            lines += [f"**{cell(title)}**", "", *[f"- {cell(r['sentence'])}" for r in rows], ""]
+    lines += [f"**{cell(KNOWS['evidence'])}**", ""]
+    lines += [f"- {cell(r['sentence'])}" for r in cap["knows"]] or [cell(cap["knows_note"])]
+    if html_path:
+        lines += ["", f"Full report: `{html_path}`"]
+    return "\n".join(lines) + "\n"
 
 
 def _side_label(side: dict[str, Any]) -> str:
