@@ -21,7 +21,6 @@ from prefline.errors import PreflineError
 from prefline.evals.suite import load_suite, register_suite
 from prefline.ledger import Ledger
 from prefline.release import history, live_stack, promote, rollback, status
-from test_ledger import pg_url  # noqa: F401  (fixture)
 
 ITEMS = [{"id": f"q{i}", "messages": [{"role": "user", "content": f"Name a prime number larger than {i}."}],
           "slices": {"intent": "factual" if i < 4 else "howto"}} for i in range(8)]
