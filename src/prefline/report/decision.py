@@ -256,7 +256,9 @@ def _findings_chart(findings: list[dict[str, Any]]) -> Any:
 
 
 def checks_of(gate: dict[str, Any], status: str) -> list[dict[str, Any]]:
-    return [c for c in gate["checks"] if c["status"] == status]
+    """The checks with ``status``; inconclusive ones that count as a fail first, then warnings, then the rest."""
+    rank = {"fail": 0, "warn": 1}
+    return sorted((c for c in gate["checks"] if c["status"] == status), key=lambda c: rank.get(c.get("outcome"), 2))
 
 
 def decision_html(data: dict[str, Any]) -> str:
