@@ -423,6 +423,7 @@ def data_mix(
     sources: list[str] = typer.Option(..., "--from", help="DATASET:WEIGHT, repeatable: keep this share, in (0, 1], of the dataset's pairs."),
     by_slice: list[str] = typer.Option([], "--by-slice", help="KEY=VALUE:WEIGHT, repeatable: multiply the keep rate of pairs with this tag (0 drops them)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draw: the same seed and data give the same mixture."),
+    balance_length: bool = typer.Option(False, "--balance-length", help="Then cut chosen-longer pairs, per slice, to as many as the others (the cut ones go to rejects.jsonl)."),
     major_share: Optional[float] = MajorShareOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -430,7 +431,7 @@ def data_mix(
     from prefline.data.mix import mix, parse_slice_weight, parse_source
 
     result = mix(name, [parse_source(s) for s in sources], _ledger(), [parse_slice_weight(s) for s in by_slice], seed=seed,
-                 major_share=major_share)
+                 major_share=major_share, balance_length=balance_length)
     if as_json:
         return _print_json(result)
     _print_version(result, ", ".join(f"{p['dataset']} x{p['params']['weight']:g}: {p['params']['pairs_kept']} of {p['params']['pairs_in']}"
@@ -1469,14 +1470,20 @@ def doctor_cmd(
 @app.command("demo")
 def demo_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the embedded SmolLM2-135M-Instruct)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Train for this many steps instead of the demo's default."),
-    suite: str = typer.Option("smoke", "--suite", help="Shipped suite or suite folder to evaluate and gate on (release: every scorer and the release policy, about 18 minutes on 2 CPUs)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Train each adapter for this many steps instead of the demo's 20."),
+    suite: str = typer.Option("smoke", "--suite", help="Shipped suite or suite folder both surfaces evaluate and gate on."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Longest generated answer, in tokens (default 160)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the demo's files: surfaces, gate decisions, diagnosis, reports (default: $PREFLINE_HOME/demo)."),
 ) -> None:
-    """Run the whole path on shipped data: ingest, baseline eval, DPO, candidate eval, gate, preference layer."""
-    _quiet()
-    from prefline.demo import run_demo
+    """The whole story on shipped data: four signals -> data report -> baseline live on chat and voice -> DPO fails the gate on
+    verbosity -> diagnose names the data's length bias -> mitigated candidate gated again -> promote, forced bad release, rollback -> reports.
 
-    run_demo(_ledger(), console, model_spec=model, max_steps=max_steps, suite_name=suite)
+    Exit 0 when every step ran (the gate verdicts are the demo's results, printed and recorded, not its exit code); 2 on bad input."""
+    _quiet()
+    from prefline.demo import DEMO_DECODING, run_demo
+
+    decoding = DEMO_DECODING.model_copy(update={"max_new_tokens": max_new_tokens}) if max_new_tokens else None
+    run_demo(_ledger(), console, model_spec=model, max_steps=max_steps, suite_name=suite, out_dir=out, decoding=decoding)
 
 
 def _terminate(signum, frame) -> None:  # noqa: ANN001

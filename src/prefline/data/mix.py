@@ -15,8 +15,15 @@ every ``--by-slice`` tag a pair carries (a pair tagged with two weighted slices 
 - A pair found in several sources is kept once, from the first source listed; the later
   copies are written to the new version's ``rejects.jsonl`` as duplicates.
 
+With ``--balance-length`` the drawn pairs are then length-balanced: within each combination of
+slice tags, the pairs whose chosen response is longer (in words, as the data report counts them)
+are cut down to as many as the pairs whose chosen response is not longer, keeping those with the
+smallest draw keys. A model trained on the result cannot learn "longer is better" from the pairs'
+labels. Each pair cut is written to ``rejects.jsonl`` (kind ``excluded``, category
+``length-balance``), so the new version's counts reconcile with its sources'.
+
 The new version records every source as a parent (relation ``mix``) with its weight, the
-slice weights, the seed and the counts.
+slice weights, the seed, the counts and whether it was length-balanced.
 """
 
 from __future__ import annotations
@@ -96,8 +103,26 @@ def draw(table: pa.Table, rate: np.ndarray, seed: int) -> np.ndarray:
     return keep
 
 
+def length_balance(table: pa.Table, seed: int) -> np.ndarray:
+    """The rows kept so that, in each combination of slice tags, chosen-longer pairs are no more than the others."""
+    chosen = dedup.tokenize(diff.message_text(table.column("chosen"))).counts
+    rejected = dedup.tokenize(diff.message_text(table.column("rejected"))).counts
+    longer = np.asarray(chosen) > np.asarray(rejected)
+    if "slices" in table.column_names:
+        strata = pc.dictionary_encode(pc.fill_null(table.column("slices").combine_chunks(), "")).indices.to_numpy(zero_copy_only=False)
+    else:
+        strata = np.zeros(table.num_rows, dtype=np.int64)
+    keys = draw_keys(table.column("id"), seed)
+    keep = ~longer
+    for stratum in np.unique(strata):
+        rows = np.flatnonzero((strata == stratum) & longer)
+        allowed = int(((strata == stratum) & ~longer).sum())
+        keep[rows[np.argsort(keys[rows], kind="stable")[:allowed]]] = True
+    return keep
+
+
 def mix(name: str, sources: list[tuple[str, float]], ledger, by_slice: list[tuple[str, str, float]] | None = None,
-        seed: int = 0, major_share: float | None = None) -> dict[str, Any]:
+        seed: int = 0, major_share: float | None = None, balance_length: bool = False) -> dict[str, Any]:
     """Draw a new version of ``name`` from ``sources`` (dataset reference, weight); see the module docs."""
     if not sources:
         raise PreflineError("a mixture needs at least one --from DATASET:WEIGHT")
@@ -116,9 +141,15 @@ def mix(name: str, sources: list[tuple[str, float]], ledger, by_slice: list[tupl
         drawn = drawn.filter(pc.invert(repeated))
         seen = pa.concat_arrays([seen, drawn.column("id").combine_chunks()])
         tables.append(drawn)
-        parents.append((parent, "mix", {"weight": weight, "by_slice": slice_params, "seed": seed,
+        parents.append((parent, "mix", {"weight": weight, "by_slice": slice_params, "seed": seed, "balance_length": balance_length,
                                         "pairs_in": table.num_rows, "pairs_drawn": int(keep.sum()), "pairs_kept": drawn.num_rows}))
     combined = pa.concat_tables(tables, promote_options="permissive")
+    if balance_length and combined.num_rows:
+        kept = length_balance(combined, seed)
+        for pair_id in combined.column("id").filter(pa.array(~kept)).to_pylist():
+            rejects.append({"id": pair_id, "kind": "excluded", "category": "length-balance",
+                            "reason": "chosen response longer: cut to balance the slice's chosen-longer and chosen-not-longer pairs"})
+        combined = combined.filter(pa.array(kept))
     if combined.num_rows == 0:
         raise PreflineError(f"mixture {name}: the weights keep no pairs")
     return diff.write_version(combined, name, ledger, parents, rejects=rejects, major_share=major_share)
