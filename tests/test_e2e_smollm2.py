@@ -45,35 +45,44 @@ def test_embedded_model_is_dequantized_once_and_answers(shared_home, monkeypatch
     assert "Paris" in tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
-def test_demo_runs_the_whole_path(shared_home):
+def test_demo_tells_the_story_on_the_real_model(shared_home):
+    """The demo's story holds on SmolLM2: DPO on the length-biased data makes the answers longer, the voice
+    gate fails on length where they grew, diagnose names the chosen-longer share, and the rollback of the
+    forced bad release is confirmed. The mitigated candidate's verdicts are recorded, whatever they are."""
     env = {**os.environ, "PREFLINE_HOME": str(shared_home), "HF_HUB_OFFLINE": "1"}
     env.pop("PREFLINE_DB_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "prefline", "demo"], env=env, capture_output=True, text=True, timeout=2400)
-    print(proc.stdout[-6000:])
+    proc = subprocess.run([sys.executable, "-m", "prefline", "demo"], env=env, capture_output=True, text=True, timeout=3600)
+    print(proc.stdout[-8000:])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "read 64 = accepted 61 + rejected 2 + duplicates 1" in proc.stdout
-    assert "verdict:" in proc.stdout
-    assert "metrics, overall" in proc.stdout and "hedged" in proc.stdout  # the style metrics beside the gate
+    out = Path(shared_home) / "demo"
+    assert "excluded 2 -> 10 pairs" in proc.stdout  # the judge's two position-inconsistent labels
+    report = json.loads((out / "data-report.json").read_text())
+    assert report["bias"]["overall"]["chosen_longer"] == 0.75
+
+    voice = json.loads((out / "gate-dpo-voice.json").read_text())
+    assert voice["verdict"] == "fail"
+    failed = {(c["metric"], c["slice"]) for c in voice["checks"] if c["status"] == "fail"}
+    assert any(metric.startswith("length") for metric, _ in failed)
+    diagnosis = json.loads((out / "diagnosis-dpo.json").read_text())
+    assert diagnosis["findings"][0]["family"] == "verbosity"
+    assert diagnosis["causes"][0]["change"] == "chosen_longer" and "0.75" in diagnosis["causes"][0]["evidence"]
+    for surface in ("chat", "voice"):
+        assert json.loads((out / f"gate-mitigated-{surface}.json").read_text())["verdict"] in ("pass", "fail", "inconclusive")
+    assert "recovery confirmed" in proc.stdout
 
     os.environ["PREFLINE_HOME"] = str(shared_home)
     from prefline.ledger import Ledger
 
     ledger = Ledger()
-    baseline, candidate = ledger.list_runs()[-2:]
-    assert candidate["adapter_id"] is not None and baseline["adapter_id"] is None
-    base_out = [g["output"] for g in ledger.generations(baseline["id"])]
-    cand_out = [g["output"] for g in ledger.generations(candidate["id"])]
-    assert len(base_out) == len(cand_out) == 32
-    assert all(base_out) and all(cand_out)
-    assert base_out != cand_out  # DPO changed what the model says
-
-    adapter = ledger.get_adapter(candidate["adapter_id"])
+    runs = {r["id"]: r for r in ledger.list_runs()}
+    base, dpo = runs[voice["baseline_run"]], runs[voice["candidate_run"]]
+    assert dpo["summary"]["length_tokens"]["overall"]["mean"] > base["summary"]["length_tokens"]["overall"]["mean"]
+    adapter = ledger.get_adapter(dpo["adapter_id"])
     steps = ledger.train_steps(adapter["id"])
     assert steps[0]["metrics"]["loss"] == pytest.approx(0.6931, abs=1e-3)
-    assert steps[-1]["metrics"]["loss"] < steps[0]["metrics"]["loss"]  # it learned the preferences
-    decision = ledger.gate_decisions()[-1]
-    assert (decision["baseline_run_id"], decision["candidate_run_id"]) == (baseline["id"], candidate["id"])
-    assert decision["verdict"] in ("pass", "fail", "inconclusive")
+    assert steps[-1]["metrics"]["loss"] < steps[0]["metrics"]["loss"]
+    chat = ledger.releases("chat")
+    assert chat[-1]["action"] == "rollback" and chat[-1]["outcome"]["confirmed"]
 
 
 def test_shipped_suites_freeze_and_run_with_every_layer(shared_home, monkeypatch):

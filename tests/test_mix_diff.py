@@ -147,3 +147,25 @@ def test_cli_mix_and_diff_json(two, ledger):
     assert orphan.exit_code == 2 and "has no parent" in orphan.output
     report = json.loads(runner.invoke(app, ["data", "report", "m", "--json"]).output)
     assert [p["dataset"] for p in report["lineage"]["parents"]] == ["a@1", "b@1"] and report["lineage"]["major_change"] is True
+
+
+def test_mix_balance_length_per_slice(tmp_path, ledger):
+    """factual: 6 chosen-longer + 2 chosen-shorter -> 2 + 2 kept; coding: 1 longer + 3 shorter -> all 4 kept;
+    the 4 cut pairs are in rejects.jsonl, excluded, so read = accepted + excluded."""
+    long, short = "A much longer answer that goes on and on with several more words.", "Short."
+    rows = ([row("fl", i, "factual", rejected=short) | {"chosen": long} for i in range(6)]
+            + [row("fs", i, "factual", rejected=long) | {"chosen": short} for i in range(2)]
+            + [row("cl", 0, "coding", rejected=short) | {"chosen": long}]
+            + [row("cs", i, "coding", rejected=long) | {"chosen": short} for i in range(3)])
+    store(tmp_path, ledger, "biased", rows)
+    result = mix("balanced", [("biased", 1.0)], ledger, balance_length=True)
+    assert result["dataset"]["pairs"] == 8 and result["rejects"] == 4
+    table = pq.read_table(ledger.get_dataset("balanced")["path"])
+    kept = [(json.loads(s)["intent"], c[0]["content"] == long) for s, c in zip(table.column("slices").to_pylist(), table.column("chosen").to_pylist())]
+    assert sorted(kept) == sorted([("factual", True)] * 2 + [("factual", False)] * 2 + [("coding", True)] + [("coding", False)] * 3)
+    cut = [json.loads(line) for line in open(ledger.get_dataset("balanced")["rejects_path"])]
+    assert len(cut) == 4 and all(r["kind"] == "excluded" and r["category"] == "length-balance" for r in cut)
+    assert parents(ledger, result["dataset"]["id"])[0]["params"]["balance_length"] is True
+    again = mix("balanced", [("biased", 1.0)], ledger, balance_length=True)
+    assert ids_of(ledger.get_dataset("balanced@2")) == ids_of(ledger.get_dataset("balanced@1"))  # the cut is seeded, not random
+    assert again["dataset"]["content_hash"] == result["dataset"]["content_hash"]

@@ -118,16 +118,20 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     config = DEMO_TRAIN.model_copy(update={"max_steps": max_steps}) if max_steps else DEMO_TRAIN
     mitigated_config = MITIGATED_TRAIN.model_copy(update={"max_steps": config.max_steps})
 
-    with steps.step("1. data: four kinds of signal -> one dataset", len(SIGNALS) + 2) as advance:
+    with steps.step("0. model", 1) as advance:
         model = resolve_model(model_spec)
+        advance("resolved")
+    console.print(f"base model {model.spec} at {model.path} (hash {model.hash[:12]})", markup=False)
+
+    with steps.step("1. data: four kinds of signal -> one dataset", len(SIGNALS) + 2) as advance:
         parts = []
         for file, kind in SIGNALS:
             got = ingest(demo_data_path(f"signals/{file}.jsonl"), f"demo-{file}", ledger, signal=kind)
             for problem in got.problems:
                 console.print(f"  {problem}", markup=False)
-            excluded = getattr(got, "n_excluded", 0) or 0
             console.print(f"{kind:9s} {file}.jsonl -> demo-{file}@{got.version}: read {got.n_read} = accepted {got.n_accepted} + "
-                          f"rejected {got.n_rejected} + duplicates {got.n_duplicates} + excluded {excluded}", markup=False)
+                          f"rejected {got.n_rejected} + duplicates {got.n_duplicates} + excluded {got.n_excluded} -> {got.n_pairs} pairs"
+                          + _agreement(got.path), markup=False)
             parts.append(f"demo-{file}@{got.version}")
             advance(file)
         mixed = mix("demo", [(p, 1.0) for p in parts], ledger)
@@ -292,6 +296,17 @@ def _write_summary(path: Path, result: DemoResult, found: Diagnosis) -> Path:
 
 
 # --- terminal helpers --------------------------------------------------------------------------
+
+
+def _agreement(path: str) -> str:
+    """The pairs' consensus confidence: below 1 where annotators split, or where the signal is weaker evidence (events)."""
+    import pyarrow.parquet as pq
+
+    if "confidence" not in pq.ParquetFile(path).schema_arrow.names:
+        return ""
+    confidence = [c for c in pq.read_table(path, columns=["confidence"]).column("confidence").to_pylist() if c is not None]
+    split = sum(1 for c in confidence if c < 1)
+    return f"; consensus confidence mean {sum(confidence) / len(confidence):.2f}, below 1 in {split}" if confidence else ""
 
 
 def _bias_table(report: dict[str, Any]) -> Table:
