@@ -1475,9 +1475,10 @@ def demo_cmd(
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Longest generated answer, in tokens (default 160)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the demo's files: surfaces, gate decisions, diagnosis, reports (default: $PREFLINE_HOME/demo)."),
 ) -> None:
-    """The whole story on shipped data: four signals -> data report -> baseline live on chat and voice -> DPO fails the gate on
-    verbosity -> diagnose names the data's length bias -> mitigated candidate gated again -> promote, forced bad release, rollback -> reports.
+    """The whole story on shipped data: a length bias in the data, caught by the gate, diagnosed, mitigated, released, rolled back.
 
+    Four kinds of signal -> data report -> the base model live on chat and voice -> a DPO candidate gated -> diagnose ->
+    a length-balanced LD-DPO candidate gated -> a forced bad release rolled back -> the files the reports are built from.
     Exit 0 when every step ran (the gate verdicts are the demo's results, printed and recorded, not its exit code); 2 on bad input."""
     _quiet()
     from prefline.demo import DEMO_DECODING, run_demo

@@ -215,10 +215,14 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     console.print(_change_table(ledger, result.runs, suite))
 
     with steps.step("5. a bad release forced out on chat, then rolled back", 2) as advance:
-        forced = promote(ledger, "chat", str(result.runs["dpo"]), force=True,
-                         reason="demo: a release that skipped the gate, to show a rollback", surfaces=surfaces)
-        console.print(f"forced {forced.target} live on chat (release {forced.release['id']}) past a {forced.gate.verdict} gate "
-                      f"(decision {forced.gate.decision_id})", markup=False)
+        live = ledger.latest_release("chat")
+        if live["adapter_name"] != result.adapters["dpo"]:
+            forced = promote(ledger, "chat", str(result.runs["dpo"]), force=True,
+                             reason="demo: a release that skipped the gate, to show a rollback", surfaces=surfaces)
+            console.print(f"forced {forced.target} live on chat (release {forced.release['id']}) past a {forced.gate.verdict} gate "
+                          f"(decision {forced.gate.decision_id})", markup=False)
+        else:
+            console.print(f"{result.adapters['dpo']} is live on chat already (its gate passed): rolling it back", markup=False)
         advance("forced")
         back = rollback(ledger, "chat", surfaces=surfaces, reason="verbosity regression reported on chat")
         advance("rolled back")
