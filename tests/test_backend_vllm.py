@@ -35,7 +35,7 @@ def test_missing_vllm_is_one_line_with_the_install_command(ledger, tiny_model_di
 
 @needs_no_vllm
 def test_cli_missing_vllm(tiny_model_dir):
-    result = CliRunner().invoke(app, ["eval", "--backend", "vllm", "--model", str(tiny_model_dir)])
+    result = CliRunner().invoke(app, ["eval", "--suite", "smoke", "--backend", "vllm", "--model", str(tiny_model_dir)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == ["error: the vllm backend needs vLLM (GPU machines), which is not installed; "
                                                   "install it with: pip install vllm"]
