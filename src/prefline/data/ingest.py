@@ -41,7 +41,7 @@ import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -312,11 +312,19 @@ def _answered(records: Iterable[RawRecord], job: StreamJob, workers: int) -> Ite
         return
     import multiprocessing
     import signal
+    import threading
 
     # Hold Ctrl-C and SIGTERM until the pool is up (the workers inherit the mask and lift it once
     # they ignore both). A worker's errors come back with its answers, so its own standard error goes
     # to /dev/null: a worker torn down while still starting would otherwise print a traceback.
+    # The mask covers this thread only: a signal can still reach one of pyarrow's threads, and Python
+    # would then raise it here half-way through starting the pool. So while the pool starts, a signal
+    # is only noted, and raised once the pool is whole (and torn down by the `with` below).
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    noted: list[int] = []
+    main_thread = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    handlers = {sig: signal.signal(sig, lambda number, frame: noted.append(number))
+                for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
@@ -326,6 +334,11 @@ def _answered(records: Iterable[RawRecord], job: StreamJob, workers: int) -> Ite
         os.dup2(saved, 2)
         os.close(saved)
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if noted:
+        with pool:
+            signal.raise_signal(noted[0])
     with pool:
         pending: deque = deque()
         for chunk in chunks:
@@ -349,30 +362,34 @@ def stream(records: Iterable[RawRecord], job: StreamJob, out: "VersionWriter", c
     import pyarrow as pa
 
     first_line: dict[bytes, int] = {}
-    for chunk, answers in _answered(records, job, workers):
-        keep_signals, keep_pairs = [], []
-        for record, (line, fate, digest) in zip(chunk, answers.outcomes):
-            out.n_read += 1
-            if digest is None:
-                out.reject(fate, record.raw)
-                continue
-            repeated = digest in first_line
-            keep_signals.append(not repeated)
-            if fate is None:
-                keep_pairs.append(not repeated)
-            if repeated:
-                out.reject(Fate(line, "duplicate", "duplicate", f"duplicate of line {first_line[digest]}"), record.raw)
-                continue
-            first_line[digest] = line
-            if fate is not None:
-                out.reject(fate, record.raw)
-            else:
-                out.n_accepted += 1
-        kept = answers.signals.filter(pa.array(keep_signals, pa.bool_())) if answers.signals is not None else None
-        out.write(answers.pairs.filter(pa.array(keep_pairs, pa.bool_())), kept)
-        ctx.stats.update(answers.stats)
-        ctx.audit.extend(answers.audit)
-        ctx.unknown.update(answers.unknown)
+    # closing(): on Ctrl-C or SIGTERM the pool is torn down here, before the interpreter exits, so its
+    # worker handler cannot start a replacement worker that is then left without its start-up data.
+    answered = _answered(records, job, workers)
+    with closing(answered):
+        for chunk, answers in answered:
+            keep_signals, keep_pairs = [], []
+            for record, (line, fate, digest) in zip(chunk, answers.outcomes):
+                out.n_read += 1
+                if digest is None:
+                    out.reject(fate, record.raw)
+                    continue
+                repeated = digest in first_line
+                keep_signals.append(not repeated)
+                if fate is None:
+                    keep_pairs.append(not repeated)
+                if repeated:
+                    out.reject(Fate(line, "duplicate", "duplicate", f"duplicate of line {first_line[digest]}"), record.raw)
+                    continue
+                first_line[digest] = line
+                if fate is not None:
+                    out.reject(fate, record.raw)
+                else:
+                    out.n_accepted += 1
+            kept = answers.signals.filter(pa.array(keep_signals, pa.bool_())) if answers.signals is not None else None
+            out.write(answers.pairs.filter(pa.array(keep_pairs, pa.bool_())), kept)
+            ctx.stats.update(answers.stats)
+            ctx.audit.extend(answers.audit)
+            ctx.unknown.update(answers.unknown)
 
 
 # --- ingest ------------------------------------------------------------------------------------
