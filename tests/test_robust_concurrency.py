@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 
 import pyarrow.parquet as pq
 import pytest
@@ -78,32 +77,22 @@ def test_concurrent_first_opens_of_a_fresh_sqlite_ledger(tmp_path):
     assert all(stdout.strip() == "[]" for _, stdout, _ in outcomes)
 
 
-@pytest.fixture
-def fresh_pg_url(postgres_url):
-    name = "race_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.mark.postgres
-def test_concurrent_ingests_into_one_name_on_a_fresh_postgres_ledger(tmp_path, fresh_pg_url):
+def test_concurrent_ingests_into_one_name_on_a_fresh_postgres_ledger(tmp_path, pg_url):
     env = _env(tmp_path / "fresh")
-    env["PREFLINE_DB_URL"] = fresh_pg_url
-    _ingest_race(tmp_path, env, fresh_pg_url)
+    env["PREFLINE_DB_URL"] = pg_url
+    _ingest_race(tmp_path, env, pg_url)
 
 
 @pytest.mark.postgres
-def test_concurrent_migrations_on_postgres(fresh_pg_url):
+def test_concurrent_migrations_on_postgres(pg_url):
     """Threads opening one fresh PostgreSQL ledger at once: one migrates, the others find it done."""
     from concurrent.futures import ThreadPoolExecutor
 
     from prefline.ledger import MIGRATIONS, Ledger
 
     with ThreadPoolExecutor(N) as pool:
-        ledgers = list(pool.map(lambda _: Ledger(fresh_pg_url), range(N)))
+        ledgers = list(pool.map(lambda _: Ledger(pg_url), range(N)))
     with ledgers[0].engine.connect() as conn:
         applied = [r[0] for r in conn.execute(sa.text("SELECT name FROM schema_migrations"))]
     assert sorted(applied) == sorted(name for name, _ in MIGRATIONS)
