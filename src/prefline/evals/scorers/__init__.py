@@ -87,7 +87,7 @@ def get_scorers(names: list[str] | None = None) -> list[Scorer]:
     return [SCORERS[n] for n in names]
 
 
-BUILTIN_MODULES = ("style", "style_refusal", "style_hedging", "style_mirroring", "style_sycophancy", "style_voice", "style_latency",
+BUILTIN_MODULES = ("style", "style_refusal", "style_refusal_model", "style_hedging", "style_mirroring", "style_sycophancy", "style_voice", "style_latency",
                    "behaviour", "evidence")
 
 
