@@ -5,10 +5,11 @@ Reads, from the folder given with ``--data`` (never copied into the project):
 - ``xstest_dev.jsonl``: XSTest v2 completions of two models with human labels (Röttger et al.
   2024, CC BY 4.0). For each model: binary accuracy (refused = full or partial, as XSTest
   counts it), refusal recall, partial recall (human "partial" read as a refusal of either kind,
-  and read as exactly "partial"), compliance recall, and 3-class accuracy. Each model's
-  completions are a held-out split for the other's: the figures are reported per model.
-  Then the time to classify 10,000 responses (the completions repeated, each made unique so no
-  cache helps) on one core, in CPU seconds.
+  and read as exactly "partial"), compliance recall, and 3-class accuracy, for four detectors
+  (:data:`DETECTORS`): each row names whether that model's completions were the detector's
+  development split or held out. Then the time to classify 10,000 responses (the completions
+  repeated, each made unique so no cache helps) on one thread, in CPU seconds, by the rules and
+  by rules + classifier.
 - ``pandalm_testset.json``: PandaLM's test set (Wang et al. 2023, Apache-2.0), three
   annotators per item, ingested as ``pairwise`` votes with majority consensus into a temporary
   ledger: records read and ingested, items with an empty response, Krippendorff's alpha from
@@ -30,12 +31,34 @@ from pathlib import Path
 THROUGHPUT_N = 10_000
 
 
-def refusal_figures(rows: list[dict]) -> dict:
-    """Binary and per-label figures of the detector on labelled completions (``completion``, ``label``)."""
-    from prefline.evals.scorers.style_refusal import classify_refusal
+# The detectors measured, with what each of their parts was developed on (see docs/detectors.md).
+DETECTORS = {
+    "rules": "rules with the opening cues (cues written after reading both models' errors)",
+    "rules-before-cues": "rules before the opening cues (written before any public completion was read)",
+    "learned-clean": "rules before the opening cues + classifier (project data only; threshold chosen on GPT-4)",
+    "learned": "rules with the opening cues + classifier (the refusal_learned scorer)",
+}
+# Where each detector was developed: the other model's completions are its held-out split.
+DEVELOPED_ON = {"rules": ("gpt4", "llama2new"), "rules-before-cues": (), "learned-clean": ("gpt4",),
+                "learned": ("gpt4", "llama2new")}
 
+
+def predict(texts: list[str], detector: str = "rules") -> list[str]:
+    """Labels of ``texts`` by one of :data:`DETECTORS`."""
+    from prefline.evals.scorers.style_refusal import classify_refusal
+    from prefline.evals.scorers.style_refusal_model import classify_refusals
+
+    if detector in ("rules", "rules-before-cues"):
+        return [classify_refusal(t, opening_cues=detector == "rules")[0] for t in texts]
+    return [label for label, _ in classify_refusals(texts, opening_cues=detector == "learned")]
+
+
+def refusal_figures(rows: list[dict], detector: str = "rules") -> dict:
+    """Binary and per-label figures of a detector on labelled completions (``completion``, ``label``),
+    with 95% Wilson intervals for binary accuracy and partial recall."""
+    from prefline.stats import wilson
     gold = [r["label"] for r in rows]
-    pred = [classify_refusal(r["completion"])[0] for r in rows]
+    pred = predict([r["completion"] for r in rows], detector)
     pairs = list(zip(gold, pred))
 
     def share(hits: int, of: int) -> float | None:
@@ -47,6 +70,8 @@ def refusal_figures(rows: list[dict]) -> dict:
     return {
         "n": len(rows), "n_full": gold.count("full"), "n_partial": gold.count("partial"), "n_none": gold.count("none"),
         "binary_accuracy": share(sum((g != "none") == (p != "none") for g, p in pairs), len(pairs)),
+        "binary_accuracy_ci95": wilson(sum((g != "none") == (p != "none") for g, p in pairs), len(pairs), 0.95),
+        "partial_recall_ci95": wilson(sum(p != "none" for p in partial), len(partial), 0.95),
         "refusal_recall": share(sum(refused), len(refused)),
         "partial_recall": share(sum(p != "none" for p in partial), len(partial)),
         "partial_recall_exact": share(sum(p == "partial" for p in partial), len(partial)),
@@ -55,16 +80,45 @@ def refusal_figures(rows: list[dict]) -> dict:
     }
 
 
-def refusal_throughput(texts: list[str], n: int = THROUGHPUT_N) -> dict:
-    """CPU and wall seconds to classify ``n`` responses (``texts`` repeated, each made unique)."""
+def refusal_throughput(texts: list[str], n: int = THROUGHPUT_N, learned: bool = False) -> dict:
+    """CPU and wall seconds to classify ``n`` responses (``texts`` repeated, each made unique), on one
+    thread; ``learned``: rules + classifier in one batch, from an empty embedding cache (the model
+    loaded beforehand, not timed), with the share of responses the classifier read."""
     from prefline.evals.scorers.style_refusal import _classify, classify_refusal
 
-    batch = [f"{texts[i % len(texts)]}\n\n({i})" for i in range(n)]
+    # the number goes first so that each opening, which the classifier reads, is unique too
+    batch = [f"({i}) {texts[i % len(texts)]}" for i in range(n)]
     _classify.cache_clear()
-    cpu, wall = time.process_time(), time.perf_counter()
-    for text in batch:
-        classify_refusal(text)
-    return {"n": n, "cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall,
+    consulted = None
+    if learned:
+        import torch
+
+        from prefline.evals.scorers.behaviour_embedding import embedding_model
+        from prefline.evals.scorers.style_refusal_model import classify_refusals
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        embedding_model()
+        with tempfile.TemporaryDirectory() as home:
+            previous = os.environ.get("PREFLINE_HOME")
+            os.environ["PREFLINE_HOME"] = home
+            try:
+                cpu, wall = time.process_time(), time.perf_counter()
+                decided = classify_refusals(batch)
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            finally:
+                torch.set_num_threads(threads)
+                if previous is None:
+                    os.environ.pop("PREFLINE_HOME", None)
+                else:
+                    os.environ["PREFLINE_HOME"] = previous
+        consulted = sum("classifier_p_refusal" in e for _, e in decided) / n
+    else:
+        cpu, wall = time.process_time(), time.perf_counter()
+        for text in batch:
+            classify_refusal(text)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"n": n, "cpu_s": cpu, "wall_s": wall, "consulted": consulted,
             "mean_words": sum(len(t.split()) for t in batch) / n}
 
 
@@ -136,29 +190,40 @@ def agreement_figures(path: Path) -> dict:
     }
 
 
+def _ci(value, interval) -> str:
+    return _f(value) if interval is None else f"{_f(value)} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
 def _f(value) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def report(data_dir: Path) -> None:
+def report(data_dir: Path, throughput_n: int = THROUGHPUT_N) -> None:
     """Print the refusal and agreement figures on the public files in ``data_dir``."""
     data_dir = Path(data_dir)
     rows = [json.loads(line) for line in (data_dir / "xstest_dev.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     models = sorted({r["model"] for r in rows})
-    print("Refusal detector vs XSTest v2 human labels (refused = full or partial)")
-    print("  Each model's completions are held out from the other's; figures per model.")
-    header = ["completions", "n", "full/partial/none", "binary acc", "refusal recall", "partial recall", "partial exact", "compliance recall", "3-class acc"]
+    print("Refusal detectors vs XSTest v2 human labels (refused = full or partial)")
+    print("  Split by model: a detector's figures on completions of a model it was not developed on are held out.")
+    for name, about in DETECTORS.items():
+        print(f"  {name}: {about}; developed on: {', '.join(DEVELOPED_ON[name]) or 'no public completions'}")
+    header = ["detector", "completions", "split", "n", "full/partial/none", "binary acc [95% CI]", "refusal recall", "partial recall [95% CI]",
+              "partial exact", "compliance recall", "3-class acc"]
     print("  " + " | ".join(header))
-    for model in models:
-        fig = refusal_figures([r for r in rows if r["model"] == model])
-        print("  " + " | ".join([model, str(fig["n"]), f"{fig['n_full']}/{fig['n_partial']}/{fig['n_none']}",
-                                 _f(fig["binary_accuracy"]), _f(fig["refusal_recall"]), _f(fig["partial_recall"]),
-                                 _f(fig["partial_recall_exact"]), _f(fig["compliance_recall"]), _f(fig["three_class_accuracy"])]))
-    fig = refusal_figures(rows)
-    print(f"  both: binary acc {_f(fig['binary_accuracy'])}, partial recall {_f(fig['partial_recall'])} (n={fig['n']})")
-    speed = refusal_throughput([r["completion"] for r in rows])
-    print(f"  throughput: {speed['n']:,} responses ({speed['mean_words']:.0f} words on average) classified in "
-          f"{speed['cpu_s']:.1f} CPU s ({speed['wall_s']:.1f} s wall, one core, load average {os.getloadavg()[0]:.1f})")
+    for name in DETECTORS:
+        for model in models:
+            fig = refusal_figures([r for r in rows if r["model"] == model], name)
+            split = "development" if model in DEVELOPED_ON[name] else "held out"
+            print("  " + " | ".join([name, model, split, str(fig["n"]), f"{fig['n_full']}/{fig['n_partial']}/{fig['n_none']}",
+                                     _ci(fig["binary_accuracy"], fig["binary_accuracy_ci95"]), _f(fig["refusal_recall"]),
+                                     _ci(fig["partial_recall"], fig["partial_recall_ci95"]), _f(fig["partial_recall_exact"]), _f(fig["compliance_recall"]), _f(fig["three_class_accuracy"])]))
+    texts = [r["completion"] for r in rows]
+    for learned in (False, True):
+        speed = refusal_throughput(texts, n=throughput_n, learned=learned)
+        what = "rules + classifier, one batch" if learned else "rules"
+        read = f"; the classifier read {speed['consulted']:.0%} of them" if learned else ""
+        print(f"  throughput ({what}): {speed['n']:,} responses ({speed['mean_words']:.0f} words on average) classified in "
+              f"{speed['cpu_s']:.1f} CPU s ({speed['wall_s']:.1f} s wall, one thread, load average {os.getloadavg()[0]:.1f}){read}")
 
     panda = data_dir / "pandalm_testset.json"
     if not panda.is_file():

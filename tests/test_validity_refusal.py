@@ -38,8 +38,21 @@ def test_refusal_figures_are_computed_per_model(bench):
     m2 = bench.refusal_figures([r for r in rows if r["model"] == "m2"])
     # the answer labelled partial is read as compliance: 2 of 3 right, partial recall 0
     assert m2["binary_accuracy"] == pytest.approx(2 / 3) and m2["partial_recall"] == 0.0 and m2["refusal_recall"] == 0.5
+    assert m2["binary_accuracy_ci95"][0] < 2 / 3 < m2["binary_accuracy_ci95"][1]
     speed = bench.refusal_throughput([c for _, c, _ in XSTEST], n=200)
-    assert speed["n"] == 200 and speed["cpu_s"] > 0
+    assert speed["n"] == 200 and speed["cpu_s"] > 0 and speed["consulted"] is None
+
+
+def test_the_detectors_differ_where_they_should(bench):
+    """The premise refusal "It is not accurate to say ..." is caught by the opening cues; the rules
+    before them miss it; the learned detectors consult the classifier only where the rules say none."""
+    text = [c for m, c, _ in XSTEST if c.startswith("It is not accurate")]
+    assert bench.predict(text, "rules") == ["full"] and bench.predict(text, "rules-before-cues") == ["none"]
+    assert bench.predict(text, "learned") == ["full"]
+    answers = [c for _, c, label in XSTEST if label == "none"]
+    assert bench.predict(answers, "learned-clean") == ["none", "none"]
+    speed = bench.refusal_throughput(answers + text, n=30, learned=True)
+    assert speed["n"] == 30 and 0 < speed["consulted"] <= 1
 
 
 def test_report_prints_both_parts(bench, tmp_path, prefline_home, capsys):
@@ -52,8 +65,12 @@ def test_report_prints_both_parts(bench, tmp_path, prefline_home, capsys):
         {"instruction": "Capital of France?", "input": "", "response1": "Paris.", "response2": "Lyon.", "annotator1": 1, "annotator2": 1, "annotator3": 2},
     ]
     (tmp_path / "pandalm_testset.json").write_text(json.dumps(records))
-    bench.report(tmp_path)
+    bench.report(tmp_path, throughput_n=50)
     printed = capsys.readouterr().out
-    assert "m1 | 4 | 1/2/1 | 1.000" in printed
+    # every detector on every model's completions, each row naming its split
+    assert "  rules | m1 | held out | 4 | 1/2/1 | 1.000 [" in printed
+    assert "  learned-clean | m2 | held out | 3 | 1/1/1 | " in printed
+    assert "learned-clean: rules before the opening cues + classifier" in printed and "developed on: gpt4" in printed
+    assert "throughput (rules + classifier, one batch): 50 responses" in printed
     assert "items ingested 3 (of them with an empty response: 1" in printed
     assert "unanimous ties 1, queued for review 0; review queue 1 items" in printed
