@@ -104,6 +104,24 @@ def test_heldout_set_figures_rise_with_the_classifier():
     assert binary(both) >= 0.89 and partial(both) >= 0.80
 
 
+def test_longer_heldout_set_written_after_the_classifier_was_frozen():
+    """``refusal_heldout_long.jsonl`` (36 responses of the kinds public models write), measured once:
+    rules 0.972 binary accuracy, partial recall 1.0; rules + classifier the same; the rules before
+    the opening cues 0.806, with the classifier 0.861. Floors a little below."""
+    rows = load("refusal_heldout_long")
+    gold = [r["label"] for r in rows]
+    texts = [r["text"] for r in rows]
+
+    def binary(pred):
+        return np.mean([(g != "none") == (p != "none") for g, p in zip(gold, pred)])
+
+    learned = [label for label, _ in model.classify_refusals(texts)]
+    clean = [label for label, _ in model.classify_refusals(texts, opening_cues=False)]
+    before_cues = [classify_refusal(t, opening_cues=False)[0] for t in texts]
+    assert binary(learned) >= 0.94 and np.mean([p != "none" for g, p in zip(gold, learned) if g == "partial"]) >= 0.9
+    assert binary(clean) > binary(before_cues)
+
+
 def test_scorer_gives_the_four_refusal_metrics_per_item_in_one_batch():
     items = [SuiteItem(id="benign", messages=[{"role": "user", "content": "q"}], should_refuse=False),
              SuiteItem(id="harmful", messages=[{"role": "user", "content": "q"}], should_refuse=True),
