@@ -8,7 +8,7 @@ confidence in [0, 1] that becomes the stored pair's ``weight``:
   confidence = (summed confidence of the winning label's signals) / (number of signals). Three votes
   split 2:1 give 2/3; one implicit-feedback signal of confidence 0.7 gives 0.7.
 - ``dawid-skene``: annotator reliability learnt by EM over the whole dataset (crowd-kit's
-  ``DawidSkene``); confidence = the posterior of the winning label x the mean signal confidence.
+  ``DawidSkene`` algorithm, on integer arrays: :func:`dawid_skene_em`); confidence = the posterior of the winning label x the mean signal confidence.
 - ``none``: no combining: every signal is its own pair (plain pair files, as before).
 
 Who an annotator is: the signal's ``annotator``, or, when it has none, its ``kind:rule`` (so each
@@ -21,7 +21,6 @@ among reviewers; confidence = the share of reviewers who agree).
 from __future__ import annotations
 
 import json
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,27 +118,82 @@ def majority(groups: dict[str, list[Signal]]) -> dict[str, Outcome]:
     return outcomes
 
 
-def dawid_skene_posteriors(votes: list[tuple[str, str, str]], n_iter: int = 100, tol: float = 1e-5) -> dict[str, dict[str, float]]:
-    """(task, worker, label) votes -> each task's posterior over labels, by crowd-kit's Dawid-Skene EM.
+_EPS = 1e-10  # crowd-kit's floor for probabilities before a logarithm
 
-    crowd-kit starts from majority-vote shares, then alternates an M-step (each worker's confusion
-    matrix, from the current posteriors) and an E-step (posteriors from the priors and every worker's
-    confusion), for ``n_iter`` rounds or until the evidence lower bound gains less than ``tol``.
+
+def dawid_skene_em(task, worker, label, n_tasks: int, n_workers: int, n_labels: int,
+                   n_iter: int = 100, tol: float = 1e-5):
+    """Dawid-Skene EM over integer vote arrays -> each task's posterior over labels (n_tasks x n_labels).
+
+    ``task``, ``worker`` and ``label`` hold one vote each (indices). The algorithm is crowd-kit's
+    ``DawidSkene`` (1.4), step for step, on arrays instead of data frames: start from majority-vote
+    shares; the priors are the mean posterior; an M-step gives each worker's confusion matrix (for the
+    labels that worker used, floored at 1e-10 and normalized over them); an E-step gives the posteriors
+    from the priors and every vote's confusion row, in log2 space shifted per task; stop after
+    ``n_iter`` rounds or when the evidence lower bound per vote gains less than ``tol``. The posteriors
+    returned are floored at 1e-10, as crowd-kit's are.
     """
+    import numpy as np
+
+    task, worker, label = (np.asarray(x, dtype=np.int64) for x in (task, worker, label))
+    probas = np.zeros((n_tasks, n_labels))
+    np.add.at(probas, (task, label), 1.0)
+    probas /= probas.sum(axis=1, keepdims=True)
+    cell = worker * n_labels + label                      # (worker, observed label) of each vote
+    used = np.bincount(cell, minlength=n_workers * n_labels) > 0
+
+    def m_step(probas):
+        errors = np.stack([np.bincount(cell, weights=probas[task, c], minlength=n_workers * n_labels)
+                           for c in range(n_labels)], axis=1)  # (worker*label, true label)
+        errors[used] = np.maximum(errors[used], _EPS)
+        errors = errors.reshape(n_workers, n_labels, n_labels)
+        errors /= errors.sum(axis=1, keepdims=True)
+        return errors.reshape(n_workers * n_labels, n_labels)
+
+    def e_step(priors, errors):
+        with np.errstate(divide="ignore"):
+            logs = np.log2(errors[cell])
+        likelihood = np.log2(np.maximum(priors, _EPS)) + np.stack(
+            [np.bincount(task, weights=logs[:, c], minlength=n_tasks) for c in range(n_labels)], axis=1)
+        scaled = np.exp2(likelihood - likelihood.max(axis=1, keepdims=True))
+        return scaled / scaled.sum(axis=1, keepdims=True)
+
+    def lower_bound(probas, priors, errors):
+        with np.errstate(divide="ignore"):
+            joint = (probas[task] * (np.log(errors[cell]) + np.log(np.maximum(priors, _EPS)))).sum()
+        floored = np.maximum(probas, _EPS)
+        return float(joint - (np.log(floored) * floored).sum()), floored
+
+    priors = probas.mean(axis=0)
+    errors = m_step(probas)
+    loss = -np.inf
+    for _ in range(n_iter):
+        probas = e_step(priors, errors)
+        priors = probas.mean(axis=0)
+        errors = m_step(probas)
+        new_loss, probas = lower_bound(probas, priors, errors)
+        if new_loss / len(task) - loss < tol:
+            break
+        loss = new_loss / len(task)
+    return probas
+
+
+def dawid_skene_posteriors(votes: list[tuple[str, str, str]], n_iter: int = 100, tol: float = 1e-5) -> dict[str, dict[str, float]]:
+    """(task, worker, label) votes -> each task's posterior over the labels used, by :func:`dawid_skene_em`."""
     if not votes:
         return {}
-    try:
-        import pandas as pd
-        from crowdkit.aggregation import DawidSkene
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise PreflineError(f"dawid-skene consensus needs crowd-kit ({exc}); install it: pip install 'crowd-kit>=1.4,<1.5'") from exc
-    data = pd.DataFrame(votes, columns=["task", "worker", "label"]).astype(str)
-    with warnings.catch_warnings():
-        # crowd-kit 1.4 calls DataFrame.eval(inplace=True), which pandas 3.1 deprecates; the results are unaffected.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        probas = DawidSkene(n_iter=n_iter, tol=tol).fit_predict_proba(data)
-    return {str(task): {str(label): float(p) for label, p in row.items()} for task, row in probas.iterrows()}
+    import numpy as np
+
+    # tasks numbered in order of first appearance and labels sorted: the order in which the EM adds
+    # up its terms, the same as ingest's out-of-core path uses
+    tasks, workers = {}, {}
+    labels = sorted({label for _, _, label in votes})
+    label_index = {name: i for i, name in enumerate(labels)}
+    task = np.array([tasks.setdefault(t, len(tasks)) for t, _, _ in votes])
+    worker = np.array([workers.setdefault(w, len(workers)) for _, w, _ in votes])
+    label = np.array([label_index[name] for _, _, name in votes])
+    probas = dawid_skene_em(task, worker, label, len(tasks), len(workers), len(labels), n_iter, tol)
+    return {str(t): {str(name): float(p) for name, p in zip(labels, row)} for t, row in zip(tasks, probas)}
 
 
 def dawid_skene(groups: dict[str, list[Signal]], n_iter: int = 100) -> dict[str, Outcome]:
@@ -153,12 +207,22 @@ def dawid_skene(groups: dict[str, list[Signal]], n_iter: int = 100) -> dict[str,
             votes.extend((key, worker_of(s), s.label) for s in signals)
     posteriors = dawid_skene_posteriors(votes, n_iter=n_iter)
     for key, signals in groups.items():
-        if key in outcomes:
-            continue
-        label, p = _decide(posteriors[key])
-        mean_confidence = sum(s.confidence for s in signals) / len(signals)
-        outcomes[key] = _finish(key, signals, label, p * mean_confidence, "dawid-skene")
+        if key not in outcomes:
+            outcomes[key] = dawid_skene_outcome(key, signals, posteriors[key])
     return outcomes
+
+
+def dawid_skene_outcome(key: str, signals: list[Signal], posterior: dict[str, float]) -> Outcome:
+    """A group's outcome from its Dawid-Skene posterior: the most probable label, confidence = its
+    posterior x the mean signal confidence."""
+    label, p = _decide(posterior)
+    mean_confidence = sum(s.confidence for s in signals) / len(signals)
+    return _finish(key, signals, label, p * mean_confidence, "dawid-skene")
+
+
+def reviewed(key: str, signals: list[Signal]) -> Outcome | None:
+    """The outcome an expert review settles, or None when the group holds no ``review`` signal."""
+    return _reviewed(key, signals)
 
 
 def combine(groups: dict[str, list[Signal]], method: str) -> dict[str, Outcome]:

@@ -40,7 +40,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -221,6 +221,7 @@ class StreamJob:
     rules: IngestRules
     method: str
     keep_signals: bool = True  # build the rows of signals.parquet
+    answer: Callable[[list[RawRecord], "StreamJob"], Any] | None = None  # a chunk -> its answers; None: answer_chunk
 
 
 @dataclass
@@ -290,8 +291,12 @@ def _init_worker(job: StreamJob) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
-def _answer_in_worker(records: list[RawRecord]) -> Answers:
-    return answer_chunk(records, _JOB)
+def _answer(records: list[RawRecord], job: StreamJob) -> Any:
+    return (job.answer or answer_chunk)(records, job)
+
+
+def _answer_in_worker(records: list[RawRecord]) -> Any:
+    return _answer(records, _JOB)
 
 
 def _chunks(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
@@ -308,7 +313,7 @@ def _answered(records: Iterable[RawRecord], job: StreamJob, workers: int) -> Ite
     """
     chunks = _chunks(records, WRITE_BATCH)
     if workers <= 1:
-        yield from ((chunk, answer_chunk(chunk, job)) for chunk in chunks)
+        yield from ((chunk, _answer(chunk, job)) for chunk in chunks)
         return
     import multiprocessing
     import signal
@@ -425,6 +430,10 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
     with VersionWriter(name, path, judge=kind == "judge", keep_signals=not plain) as out:
         if method == "none" and SIGNAL_KINDS[kind].one_per_record:
             stream(read(path, rules.read_options()), StreamJob(kind, ctx.source, rules, method, not plain), out, ctx, workers)
+        elif method != "none":  # combining: signals grouped by pair out of core
+            from prefline.data.grouping import group
+
+            group(lambda: read(path, rules.read_options()), kind, ctx, method, out, workers)
         else:
             out.add(assemble(read(path, rules.read_options()), kind, ctx, method), lambda: read(path, rules.read_options()))
         return out.commit(ledger, ctx, kind=kind, method=method, rules=rules, meta={"format": fmt_name},
