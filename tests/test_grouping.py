@@ -50,7 +50,7 @@ def _pairwise_rows(n_pairs: int, seed: int) -> list[str]:
     return rows
 
 
-def _in_memory(read, kind, ctx, method, out, workers=1):
+def _in_memory(read, kind, ctx, method, out, workers=1, reread=None):
     out.add(assemble(read(), kind, ctx, method), read)
 
 

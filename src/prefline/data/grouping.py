@@ -283,31 +283,33 @@ class Grouper:
         return lambda group: dict(zip(labels, probas[row_of[group]].tolist()))
 
     def _combine(self, phase, table, order, starts, posterior, heads_file) -> None:
-        """The groups numbered in ``phase`` (ascending), combined a block at a time beside their heads."""
+        """The groups numbered in ``phase`` (ascending), combined a block at a time beside their heads.
+
+        A pair's messages are its head's, taken as Arrow columns (``chosen`` is ``a`` or ``b`` by its
+        label): they never become Python objects here.
+        """
         import numpy as np
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         _, _, no_consensus = self.late
-        rows: list[dict[str, Any]] = []
         first = 0
         for heads in heads_file.iter_batches(batch_size=WRITE_BATCH):
-            last = first + heads.num_rows
-            block = phase[np.searchsorted(phase, first):np.searchsorted(phase, last)]
-            first_row = first
-            first = last
+            offset, first = first, first + heads.num_rows
+            block = phase[np.searchsorted(phase, offset):np.searchsorted(phase, first)]
             if not len(block):
                 continue
             picked = np.concatenate([order[starts[g]:starts[g + 1]] for g in block])
             texts = table.column("signal").take(pa.array(picked)).to_pylist()
-            heads_rows = heads.to_pylist()
+            ids = list(zip(heads.column("id_a").to_pylist(), heads.column("id_b").to_pylist()))
+            rows, made, chose_a = [], [], []
             at = 0
             for group in block.tolist():
                 size = int(starts[group + 1] - starts[group])
                 views = [_View(json.loads(text)) for text in texts[at:at + size]]
                 at += size
-                head = heads_rows[group - first_row]
-                views[0].prompt, views[0].a, views[0].b = head["prompt"], head["a"], head["b"]
-                views[0].pair_ids = {"a": head["id_a"], "b": head["id_b"]}
+                views[0].prompt = views[0].a = views[0].b = []  # the head's messages join as columns below
+                views[0].pair_ids = dict(zip("ab", ids[group - offset]))
                 key = views[0].key
                 if posterior is None:
                     (outcome,) = consensus_mod.majority({key: views}).values()
@@ -319,14 +321,19 @@ class Grouper:
                             no_consensus.setdefault(line, Fate(line, "excluded", outcome.category, outcome.reason))
                     continue
                 rows.append(consensus_mod.pair_row(outcome))
+                made.append(group - offset)
+                chose_a.append(outcome.label == "a")
                 for view in views:
                     for line in view.lines:
                         self.accepted.set(line)
-                if len(rows) >= WRITE_BATCH:
-                    self.out.write(tables(rows, None)[0])
-                    rows = []
-        if rows:
-            self.out.write(tables(rows, None)[0])
+            if rows:
+                pairs = tables(rows, None)[0]
+                mine = heads.take(pa.array(made, pa.int64()))
+                chose_a = pa.array(chose_a, pa.bool_())
+                for name, column in (("prompt", mine.column("prompt")), ("chosen", pc.if_else(chose_a, mine.column("a"), mine.column("b"))),
+                                     ("rejected", pc.if_else(chose_a, mine.column("b"), mine.column("a")))):
+                    pairs = pairs.set_column(pairs.schema.get_field_index(name), pairs.schema.field(name), column)
+                self.out.write(pairs)
 
     def _account(self, reread: Callable[[], Iterable[RawRecord]]) -> None:
         """Every record's one outcome: accepted, or its fate (written to the rejects, in line order, with its text)."""
@@ -351,8 +358,12 @@ class Grouper:
         self.out.n_read, self.out.n_accepted = self.n_read, n_accepted
 
 
-def group(read: Callable[[], Iterable[RawRecord]], kind: str, ctx: KindContext, method: str, out, workers: int = 1) -> None:
-    """Ingest's combining path: the records ``read()`` yields, grouped by pair, combined by ``method`` and written to ``out``."""
+def group(read: Callable[[], Iterable[RawRecord]], kind: str, ctx: KindContext, method: str, out, workers: int = 1,
+          reread: Callable[[], Iterable[RawRecord]] | None = None) -> None:
+    """Ingest's combining path: the records ``read()`` yields, grouped by pair, combined by ``method`` and written to ``out``.
+
+    ``reread()`` yields the records again, for the text of those not accepted (default: ``read()``).
+    """
     spec = SIGNAL_KINDS[kind]
     grouper = Grouper(out, method, ctx, spec.unused_reason)
     if spec.one_per_record:
@@ -366,4 +377,4 @@ def group(read: Callable[[], Iterable[RawRecord]], kind: str, ctx: KindContext, 
     else:
         for parsed in parse_in_process(read(), kind, ctx, method):
             grouper.add(parsed)
-    grouper.finish(read)
+    grouper.finish(reread or read)

@@ -50,7 +50,7 @@ from typing import Any
 from prefline.data import consensus as consensus_mod
 from prefline.data.schema import SCHEMA_VERSION, Signal, signal_from_row
 from prefline.data.signals import SIGNAL_KINDS, Fate, IngestRules, KindContext, extra_fields, load_rules
-from prefline.data.sources import DEFAULT_SIGNAL, RawRecord, reader_for
+from prefline.data.sources import DEFAULT_SIGNAL, RawRecord, jsonl_texts, read_jsonl, reader_for
 from prefline.errors import PreflineError
 from prefline.hashing import file_hash
 from prefline.home import home_dir
@@ -433,7 +433,8 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
         elif method != "none":  # combining: signals grouped by pair out of core
             from prefline.data.grouping import group
 
-            group(lambda: read(path, rules.read_options()), kind, ctx, method, out, workers)
+            texts = jsonl_texts if read is read_jsonl else read  # the second pass needs only the texts of some records
+            group(lambda: read(path, rules.read_options()), kind, ctx, method, out, workers, reread=lambda: texts(path, rules.read_options()))
         else:
             out.add(assemble(read(path, rules.read_options()), kind, ctx, method), lambda: read(path, rules.read_options()))
         return out.commit(ledger, ctx, kind=kind, method=method, rules=rules, meta={"format": fmt_name},

@@ -114,6 +114,16 @@ def read_jsonl(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[Raw
             yield RawRecord(number, text.rstrip("\n"), error=problem) if problem else RawRecord(number, text.rstrip("\n"), row=row)
 
 
+def jsonl_texts(path: Path, options: ReadOptions = ReadOptions()) -> Iterator[RawRecord]:
+    """The lines of a JSONL file as :func:`read_jsonl` numbers them, with their text and without parsing it:
+    finding the text of some valid records again costs a tenth of reading the file (the text of a line
+    that fails to decode or is oversized differs from read_jsonl's; it was rejected on the first read)."""
+    with open(path, "rb") as handle:
+        for number, data, _, _ in _lines(handle, options):
+            if data is not None and data.strip():
+                yield RawRecord(number, data.decode("utf-8", errors="replace").rstrip("\n"))
+
+
 def json_error(exc: json.JSONDecodeError, text: str) -> str:
     """A JSON error, placed where it is: a line cut short is "ends before its closing '}'", not an error at column 1."""
     body = text.rstrip()
