@@ -77,6 +77,30 @@ def test_dawid_skene_one_iteration_by_hand():
     assert dawid_skene_posteriors([]) == {}
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_dawid_skene_on_arrays_matches_crowd_kit(seed):
+    """The array EM gives crowd-kit's DawidSkene posteriors on random vote sets: a few hundred pairs,
+    eight annotators of whom three are careless, one to five votes a pair, some ties."""
+    import random
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    crowdkit = pytest.importorskip("crowdkit.aggregation")
+    rng = random.Random(seed)
+    votes = []
+    for t in range(rng.randint(50, 300)):
+        truth = rng.choice("ab")
+        for w in rng.sample(range(8), rng.randint(1, 5)):
+            label = truth if rng.random() < (0.4 if w < 3 else 0.85) else rng.choice(["a", "b", "tie"])
+            votes.append((f"t{t}", f"w{w}", label))
+    ours = dawid_skene_posteriors(votes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = crowdkit.DawidSkene(n_iter=100, tol=1e-5).fit_predict_proba(pd.DataFrame(votes, columns=["task", "worker", "label"]))
+    assert set(ours) == set(theirs.index) and all(set(p) == set(theirs.columns) for p in ours.values())
+    assert max(abs(ours[t][label] - theirs.loc[t, label]) for t in ours for label in ours[t]) < 1e-12
+
+
 def test_dawid_skene_trusts_reliable_annotators_over_a_contrarian():
     """Two careful raters agree on five pairs; a third always says the opposite. On a sixth pair only the
     careful r1 and the contrarian vote, 1:1 -> majority has no consensus, Dawid-Skene sides with r1."""

@@ -17,8 +17,9 @@ stand alone, every signal is its own pair, so the file is streamed: records go t
 of ``WRITE_BATCH``, each chunk validated, hashed, checked for duplicates against every earlier
 record and written before the next is read (the checks of a large file's chunks run on worker
 processes). What stays in memory per record is a 16-byte digest of its signal. Combining signals
-(``majority``, ``dawid-skene``, and the ratings and events kinds) needs all the signals about a
-pair together, so those are assembled in memory first, then written the same way.
+(``majority``, ``dawid-skene``) needs all the signals about a pair together: they are grouped by
+pair out of core (:mod:`prefline.data.grouping`), with the outcomes :func:`assemble` gives in
+memory (which the review queue still uses, on the few signals of a review).
 
 The version is written in a temporary folder (``.ingest-PID-*.partial``) and renamed into place
 before the ledger row is added; any failure or interrupt (Ctrl-C, SIGTERM) before that removes it,
