@@ -362,6 +362,34 @@ def history_adapters(ledger: Ledger, surface: str, suite_hash: str | None = None
     return list(order), runs
 
 
+def bisect_releases(ledger: Ledger, *, history_of: str | None = None, adapters: str | None = None, suite: str | None = None,
+                    surface: str | None = None, metric: str | None = None, slice_name: str | None = None, alpha: float = 0.05,
+                    surfaces: str | Path | None = None, progress: Progress | None = None):  # noqa: ANN201
+    """Bisect the adapters promoted on ``history_of`` (their recorded runs reused), or the comma-separated
+    ``adapters``, on ``suite`` (default: the surface's), with the surface's model and decoding when one is named."""
+    from prefline.config import DecodingConfig
+    from prefline.gate.bisect import bisect
+
+    if bool(history_of) == bool(adapters):
+        raise PreflineError("--bisect needs exactly one of --history SURFACE and --adapters A,B,C")
+    if history_of and surface:
+        raise PreflineError("--surface goes with --adapters; --history already names the surface")
+    decoding, model, runs = DecodingConfig(), None, {}
+    if history_of or surface:
+        config = get_surface(history_of or surface, surfaces)
+        suite, decoding, model = suite or config.suite, config.decoding, config.model
+    if history_of:
+        from prefline.evals.suite import load_suite
+
+        names, runs = history_adapters(ledger, history_of, load_suite(suite).hash)
+    else:
+        if suite is None:
+            raise PreflineError("--bisect --adapters needs --suite SUITE or --surface S")
+        names = [a.strip() for a in adapters.split(",") if a.strip()]
+    return bisect(ledger, names, suite, decoding=decoding, model=model, metric=metric, slice_name=slice_name,
+                  good_run=runs.get(names[0]), bad_run=runs.get(names[-1]), alpha=alpha, progress=progress)
+
+
 def run_metrics(ledger: Ledger, run_id: int) -> dict[str, float]:
     """A run's overall mean per metric."""
     summary = ledger.get_run(run_id).get("summary") or {}
@@ -375,5 +403,5 @@ def _actor() -> str | None:
         return None
 
 
-__all__ = ["BASE", "PromoteResult", "RollbackResult", "evaluate", "get_surface", "history", "history_adapters", "live_stack", "load_surfaces",
+__all__ = ["BASE", "PromoteResult", "RollbackResult", "bisect_releases", "evaluate", "get_surface", "history", "history_adapters", "live_stack", "load_surfaces",
            "pin_reference", "promote", "rollback", "run_metrics", "status", "surfaces_path"]

@@ -60,6 +60,20 @@ def diff_versions(old: dict[str, Any], new: dict[str, Any], major_share: float |
     return out
 
 
+def versions_to_diff(ledger, old: str, new: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two ledger rows ``data diff OLD [NEW]`` compares: OLD and NEW, or, without NEW, OLD's primary
+    recorded parent and OLD (an ingested version's parent is recorded first, as ``lineage`` does)."""
+    if new is not None:
+        return ledger.get_dataset(old), ledger.get_dataset(new)
+    child = ledger.get_dataset(old)
+    lineage(ledger, child)
+    recorded = parents(ledger, child["id"])
+    if not recorded:
+        raise PreflineError(f"dataset {child['name']}@{child['version']} has no parent; name two versions: prefline data diff A B")
+    primary = next((p for p in recorded if p["is_primary"]), recorded[0])
+    return ledger.get_dataset(str(primary["parent_id"])), child
+
+
 def _label(row: dict[str, Any], n: int) -> dict[str, Any]:
     return {"id": row.get("id"), "name": row.get("name"), "version": row.get("version"), "pairs": n}
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def _write(data: dict[str, Any], html: str | Path | None, md: str | Path | None, render_html: Callable, render_md: Callable) -> dict[str, Path]:
+def write_files(data: dict[str, Any], html: str | Path | None, md: str | Path | None, render_html: Callable, render_md: Callable) -> dict[str, Path]:
+    """Write ``data`` as an HTML page to ``html`` and/or a markdown summary (naming the page) to ``md``."""
     from prefline.report.html import write
 
     written = {}
@@ -26,14 +27,14 @@ def write_compare_report(ledger, baseline: int | str, candidate: int | str, html
     """The comparison report of two runs, with the gate's verdict under ``policy`` (not recorded as a decision)."""
     from prefline.report.decision import compare_data, decision_html, decision_markdown
 
-    return _write(compare_data(ledger, baseline, candidate, policy=policy, reference=reference), html, md, decision_html, decision_markdown)
+    return write_files(compare_data(ledger, baseline, candidate, policy=policy, reference=reference), html, md, decision_html, decision_markdown)
 
 
 def write_gate_report(ledger, decision: int | str, html: str | Path | None = None, md: str | Path | None = None) -> dict[str, Path]:  # noqa: ANN001
     """The report of a stored gate decision (``GateResult.decision_id``)."""
     from prefline.report.decision import decision_html, decision_markdown, gate_data
 
-    return _write(gate_data(ledger, decision), html, md, decision_html, decision_markdown)
+    return write_files(gate_data(ledger, decision), html, md, decision_html, decision_markdown)
 
 
 def write_diagnose_report(ledger, baseline: int | str, candidate: int | str, html: str | Path | None = None,  # noqa: ANN001
@@ -41,7 +42,7 @@ def write_diagnose_report(ledger, baseline: int | str, candidate: int | str, htm
     """The diagnosis report: regressions, likely causes, items that moved most."""
     from prefline.report.decision import diagnose_data, diagnose_html, diagnose_markdown
 
-    return _write(diagnose_data(ledger, baseline, candidate), html, md, diagnose_html, diagnose_markdown)
+    return write_files(diagnose_data(ledger, baseline, candidate), html, md, diagnose_html, diagnose_markdown)
 
 
 def write_release_report(ledger, html: str | Path | None = None, md: str | Path | None = None,  # noqa: ANN001
@@ -49,7 +50,7 @@ def write_release_report(ledger, html: str | Path | None = None, md: str | Path 
     """The releases report: per surface, metrics over time and the tradeoff chart."""
     from prefline.report.releases import release_data, release_html, release_markdown
 
-    return _write(release_data(ledger, surface), html, md, release_html, release_markdown)
+    return write_files(release_data(ledger, surface), html, md, release_html, release_markdown)
 
 
 def write_capability_report(ledger, baseline: int | str, candidate: int | str, html: str | Path | None = None,  # noqa: ANN001
@@ -57,4 +58,4 @@ def write_capability_report(ledger, baseline: int | str, candidate: int | str, h
     """For stakeholders: what changed in how the model behaves apart from what it knows, in sentences."""
     from prefline.report.decision import capability_data, capability_html, capability_markdown
 
-    return _write(capability_data(ledger, baseline, candidate), html, md, capability_html, capability_markdown)
+    return write_files(capability_data(ledger, baseline, candidate), html, md, capability_html, capability_markdown)

@@ -1,16 +1,62 @@
-"""Terminal rendering of eval runs and gate results (rich tables)."""
+"""Terminal rendering shared by every command (rich tables, names for ledger ids), and of gate results.
+
+What one command group prints lives next door: terminal_data.py (datasets), terminal_runs.py (adapters,
+runs, suites, scorers, the preference layer), terminal_release.py (releases, bisect, doctor).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from rich.table import Table
 
-from prefline.gate.compare import GateResult
-from prefline.gate.comparison import Comparison
-from prefline.ledger import Ledger
 from prefline.report.text import plain, safe
+
+if TYPE_CHECKING:  # the CLI imports this module for every command: gate's numpy stays unloaded until used
+    from prefline.gate.compare import GateResult
+    from prefline.gate.comparison import Comparison
+    from prefline.ledger import Ledger
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "not applicable": "dim"}
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "not gated": "dim"}
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A table whose title and cells are shown as given: user strings in them are never read as markup."""
+    shown = Table(title=safe(title), title_justify="left")
+    for column in columns:
+        shown.add_column(safe(column))
+    for row in rows:
+        shown.add_row(*["" if v is None else safe(v) for v in row])
+    return shown
+
+
+def pct(value: Any) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def interval(s: dict[str, Any]) -> str:
+    """``[low, high]`` of a summary entry's ``ci``, three decimals."""
+    return f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]"
+
+
+class Names:
+    """Names and versions for the ids the ledger links by: ``tiny@2`` for dataset 3, ``dpo-v1`` for adapter 1."""
+
+    def __init__(self, ledger: Ledger):
+        self.datasets = {d["id"]: f"{d['name']}@{d['version']}" for d in ledger.list_datasets()}
+        self.adapters = {a["id"]: a["name"] for a in ledger.list_adapters()}
+        self.suites = {s["hash"]: s["version"] for s in ledger.list_suites()}
+
+    def dataset(self, dataset_id: int | None) -> str:
+        return self.datasets.get(dataset_id, f"dataset id {dataset_id}") if dataset_id is not None else ""
+
+    def adapter(self, adapter_id: int | None) -> str:
+        return self.adapters.get(adapter_id, f"adapter id {adapter_id}") if adapter_id is not None else ""
+
+    def suite(self, name: str, suite_hash: str) -> str:
+        version = self.suites.get(suite_hash)
+        return f"{name} v{version}" if version is not None else name
 
 
 def _num(value: float | None, fmt: str = "{:.3f}") -> str:

@@ -66,6 +66,17 @@ def load_train_file(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[st
     return settings, surfaces
 
 
+def command_settings(path: str | Path | None, overrides: dict[str, Any]) -> tuple[TrainConfig, dict[str, dict[str, Any]]]:
+    """The settings a training command runs with: the YAML file's fields (if any) with ``overrides``
+    (options the user gave; ``None`` means not given) over them, and the file's ``surfaces`` section.
+
+    Only the fields the file and the options set are set: the rest stay unset, for the surface's defaults.
+    """
+    base, surfaces = load_train_file(path) if path else ({}, {})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return parse({**base, **given}, TrainConfig, str(path or "command line")), surfaces
+
+
 def surface_defaults(surface: str | None, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The defaults ``surface`` carries: the shipped ones with the config file's merged over them."""
     if surface is None:
