@@ -7,7 +7,8 @@ import pytest
 from prefline.errors import PreflineError
 from prefline.evals.backends import Generation
 from prefline.evals.scorers import SCORERS, get_scorers, scorer
-from prefline.evals.scorers.style import count_words, detect_refusal
+from prefline.evals.scorers.style_refusal import detect_refusal
+from prefline.evals.scorers.style_text import count_words
 from prefline.evals.scorers.style_hedging import detect_hedging
 from prefline.evals.scorers.style_refusal import (
     classify_refusal,

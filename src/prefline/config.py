@@ -18,12 +18,14 @@ from prefline.errors import PreflineError
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Strict(BaseModel):
-    # 1e400 in YAML is infinity: no setting may be infinite (or NaN)
+class StrictModel(BaseModel):
+    """The base of every model a user's file is read into: an unknown key is an error (a typo is never
+    silently ignored), and no number may be infinite or NaN (1e400 in YAML is infinity)."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """Hyper-parameters of a preference-training run (LoRA on the base model).
 
     Defaults are sized for a ~100M-parameter model on CPU; bf16 autocast follows TRL's default,
@@ -97,7 +99,7 @@ class TrainConfig(_Strict):
         return self
 
 
-class DecodingConfig(_Strict):
+class DecodingConfig(StrictModel):
     """How responses are generated during evaluation. Greedy by default, so runs replay exactly."""
 
     max_new_tokens: int = Field(160, ge=1, description="Upper bound on generated tokens per response.")
@@ -110,7 +112,7 @@ class DecodingConfig(_Strict):
 BOUNDS = ("max_increase", "max_decrease", "max_ratio", "min_ratio", "max_value", "min_value")
 
 
-class GateRule(_Strict):
+class GateRule(StrictModel):
     """One metric's bounds. Each bound set becomes one check per slice, decided from the data:
     **fail** when a one-sided test shows the candidate beyond the bound (significant at the policy's
     ``error_rate`` after the multiplicity correction), **pass** when the worse end of its one-sided
@@ -144,7 +146,7 @@ class GateRule(_Strict):
         return [(b, getattr(self, b)) for b in BOUNDS if getattr(self, b) is not None]
 
 
-class MajorChangePolicy(_Strict):
+class MajorChangePolicy(StrictModel):
     """Stricter terms applied when the candidate's adapter learnt from a dataset version marked as a
     major change from its parent (``prefline data diff``): its rules replace the policy's rules for the
     same metric and add the others; its slice keys are added; set values override."""
@@ -156,14 +158,14 @@ class MajorChangePolicy(_Strict):
     require_axes: list[Literal["capability", "reliability", "safety"]] = Field(default_factory=list, description="Axes required in addition to the policy's.")
 
 
-class DriftPolicy(_Strict):
+class DriftPolicy(StrictModel):
     """Bounds on the cumulative change from a reference run (``--reference``; a surface's first release
     or one the team pins), so that many small passing steps cannot add up to a large drift."""
 
     rules: list[GateRule] = Field(description="Rules checked candidate vs the reference run, like the policy's rules against the baseline.")
 
 
-class GatePolicy(_Strict):
+class GatePolicy(StrictModel):
     """Which metrics gate a release, in which slices, and how sure the gate must be."""
 
     name: str = Field("default", description="Shown in reports and stored with each decision.")
@@ -239,7 +241,7 @@ def parse(data: Any, model: type[M], where: str) -> M:
         raise PreflineError(f"{where}: {problems}") from exc
 
 
-class SurfaceConfig(_Strict):
+class SurfaceConfig(StrictModel):
     """One product surface (chat, code, voice, ...): what a release on it is evaluated and gated with."""
 
     suite: str = Field(description="Suite a release on this surface is evaluated on: a shipped name or a suite folder (relative to the surfaces file).")
@@ -248,7 +250,7 @@ class SurfaceConfig(_Strict):
     decoding: DecodingConfig = Field(default_factory=DecodingConfig, description="Generation settings for the surface's evaluations.")
 
 
-class SurfacesFile(_Strict):
+class SurfacesFile(StrictModel):
     """``surfaces.yaml``: every surface a release can go to, by name."""
 
     surfaces: dict[str, SurfaceConfig] = Field(description="Surface name -> its suite, policy, model and decoding.")

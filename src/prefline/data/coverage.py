@@ -151,8 +151,7 @@ def coverage(code_counts: np.ndarray, slices: list[dict[str, str]], targets: Cov
 MARKERS = ("refuses", "hedges", "cites")
 # Where each style marker's detector lives (the first one found is used) and how its result reads as yes/no.
 DETECTORS: dict[str, list[tuple[str, str, Callable[[Callable, str], bool]]]] = {
-    "refuses": [("prefline.evals.scorers.style_refusal", "detect_refusal", lambda fn, text: bool(fn(text)[0])),
-                ("prefline.evals.scorers.style", "detect_refusal", lambda fn, text: bool(fn(text)[0]))],
+    "refuses": [("prefline.evals.scorers.style_refusal", "detect_refusal", lambda fn, text: bool(fn(text)[0]))],
     "hedges": [("prefline.evals.scorers.style_hedging", "detect_hedging", lambda fn, text: bool(fn(text).get("hedged")))],
     "cites": [("prefline.evals.scorers.evidence_citations", "find_markers", lambda fn, text: bool(fn(text, [])))],
 }

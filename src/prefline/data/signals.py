@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from prefline.config import StrictModel
 from prefline.data.schema import (
     RowError, Signal, check_slices, optional_text, pair_fields, prompt_messages, reply_messages, require, unit_weight,
 )
 from prefline.data.sources import DEFAULT_MAX_ROW_BYTES, RawRecord, ReadOptions
+from prefline.registry import Registry
 
 # --- the rules file ---------------------------------------------------------------------------
 
@@ -35,24 +37,19 @@ EVENT_TYPES = ("response", "accept", "edit", "regenerate", "reask", "thumbs_up",
 FeedbackEvent = Literal["accept", "regenerate", "reask", "thumbs_up", "thumbs_down", "escalate", "abandon"]
 
 
-class _Strict(BaseModel):
-    # 1e400 in YAML is infinity: no limit or margin may be infinite (or NaN)
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class LimitsRules(_Strict):
+class LimitsRules(StrictModel):
     max_row_bytes: int = Field(DEFAULT_MAX_ROW_BYTES, ge=64, description=(
         "Largest record, in bytes (a JSONL or CSV line, a Parquet row as JSON), that is read; a larger one is "
         "rejected without being loaded. Default 4 MiB."))
 
 
-class PairwiseRules(_Strict):
+class PairwiseRules(StrictModel):
     axes: list[str] = Field(list(AXES), description=(
         "Axes a pairwise row may choose on beside the overall choice (its 'axes' object); any other axis "
         "name rejects the row. Default: correctness, completeness, tone, safety, format."))
 
 
-class RatingsRules(_Strict):
+class RatingsRules(StrictModel):
     margin: float = Field(1.0, gt=0, description=(
         "Smallest gap between two responses' scores (mean over raters, in rating points) that makes a pair. "
         "Equal scores are ties: dropped and counted, as are gaps below the margin."))
@@ -68,12 +65,12 @@ class RatingsRules(_Strict):
         "it is scaled by the share who do."))
 
 
-class EditRule(_Strict):
+class EditRule(StrictModel):
     enabled: bool = Field(True, description="Turn each user edit into a pair: the edited text preferred over the draft.")
     confidence: float = Field(0.9, gt=0, le=1, description="Confidence of an edit pair, in (0, 1].")
 
 
-class OutcomeRule(_Strict):
+class OutcomeRule(StrictModel):
     name: str = Field(min_length=1, description="Recorded on each pair the rule makes (its 'rule').")
     preferred: list[FeedbackEvent] = Field(min_length=1, description="Events that mark a response as the better one.")
     over: list[FeedbackEvent] = Field(min_length=1, description="Events that mark a response as the worse one.")
@@ -96,7 +93,7 @@ DEFAULT_OUTCOME_RULES = [
 ]
 
 
-class EventsRules(_Strict):
+class EventsRules(StrictModel):
     edit_over_draft: EditRule = Field(default_factory=EditRule, description="The user's edit preferred over the model's draft.")
     rules: list[OutcomeRule] = Field(default_factory=lambda: list(DEFAULT_OUTCOME_RULES), description=(
         "Outcome rules, in priority order: two responses in one thread (a response and its retries in one session) "
@@ -112,7 +109,7 @@ class EventsRules(_Strict):
         return self
 
 
-class JudgeRules(_Strict):
+class JudgeRules(StrictModel):
     exclude_position_inconsistent: bool = Field(True, description=(
         "Exclude a judged pair whose verdict changes with the order the responses were shown in (counted as "
         "excluded). false keeps it as a 'tie' vote instead."))
@@ -121,7 +118,7 @@ class JudgeRules(_Strict):
     confidence: float = Field(1.0, gt=0, le=1, description="Confidence of a judge's position-consistent verdict, in (0, 1].")
 
 
-class IngestRules(_Strict):
+class IngestRules(StrictModel):
     """An ingest rules file (``--rules FILE``): every section optional, every field defaulted."""
 
     limits: LimitsRules = Field(default_factory=LimitsRules, description="Input limits.")
@@ -182,18 +179,14 @@ class SignalKind:
     fields: frozenset[str] | None = None
 
 
-SIGNAL_KINDS: dict[str, SignalKind] = {}
+SIGNAL_KINDS: Registry[SignalKind] = Registry("signal kind")
 
 
 def signal_kind(name: str, unused_reason: str = "the record produced no signal", one_per_record: bool = False,
                 fields: Iterable[str] | None = None):
-    def register(fn):
-        if name in SIGNAL_KINDS:
-            raise ValueError(f"signal kind {name!r} is already registered")
-        SIGNAL_KINDS[name] = SignalKind(name, fn, unused_reason, one_per_record, frozenset(fields) if fields is not None else None)
-        return fn
-
-    return register
+    """Register a signal kind's reader under ``name`` (``--signal NAME``)."""
+    return SIGNAL_KINDS.decorator(name, lambda fn: SignalKind(name, fn, unused_reason, one_per_record,
+                                                              frozenset(fields) if fields is not None else None))
 
 
 def extra_fields(row: Any, known: frozenset[str] | None) -> dict[str, Any]:

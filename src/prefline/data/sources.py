@@ -23,6 +23,7 @@ from typing import Any
 
 from prefline.data.schema import RowError, hh_messages, require, split_shared_prefix
 from prefline.errors import PreflineError
+from prefline.registry import Registry
 
 DEFAULT_MAX_ROW_BYTES = 4 * 1024 * 1024
 
@@ -43,7 +44,7 @@ class ReadOptions:
 
 
 Reader = Callable[[Path, ReadOptions], Iterator[RawRecord]]
-READERS: dict[str, Reader] = {}
+READERS: Registry[Reader] = Registry("reader")
 # The signal kind a layout implies when --signal is not given.
 DEFAULT_SIGNAL: dict[str, str] = {"ultrafeedback": "ratings"}
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -53,13 +54,8 @@ MAX_DEPTH = 64  # deepest nesting of lists and objects a record may have
 
 
 def reader(name: str) -> Callable[[Reader], Reader]:
-    def register(fn: Reader) -> Reader:
-        if name in READERS:
-            raise ValueError(f"reader {name!r} is already registered")
-        READERS[name] = fn
-        return fn
-
-    return register
+    """Register a reader of one file format or layout under ``name`` (``--format NAME``)."""
+    return READERS.decorator(name)
 
 
 def _oversized(number: int, size: int, head: bytes, options: ReadOptions) -> RawRecord:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from prefline.errors import PreflineError
 from prefline.models import ModelRef, resolve_model
+from prefline.registry import Registry
 
 
 @dataclass
@@ -44,23 +45,16 @@ class Backend(Protocol):
         ...
 
 
-BACKENDS: dict[str, type] = {}
+BACKENDS: Registry[type] = Registry("backend")
 
 
-def backend(name: str):
-    def register(cls):
-        if name in BACKENDS:
-            raise ValueError(f"backend {name!r} is already registered")
-        BACKENDS[name] = cls
-        return cls
-
-    return register
+def backend(name: str):  # noqa: ANN201
+    """Register a backend class under ``name`` (``--backend NAME``)."""
+    return BACKENDS.decorator(name)
 
 
 def get_backend(name: str) -> type:
-    if name not in BACKENDS:
-        raise PreflineError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    return BACKENDS[name]
+    return BACKENDS.lookup(name)
 
 
 def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:

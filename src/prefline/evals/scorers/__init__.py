@@ -5,6 +5,8 @@ name with what it measures: its layer (preference, behaviour, evidence), categor
 (behaviour, truthfulness, formatting, safety, latency), axis (capability, reliability,
 safety) and, per metric, a direction: ``higher`` or ``lower`` is better, or ``neutral``
 for a descriptive number no policy should read as good or bad by itself.
+Each scorer also declares the section reports list it under: ``style`` (how the response says what
+it says: length, refusal, hedging, ...), or its layer (``behaviour``, ``evidence``, ``preference``).
 A metric value of ``None`` means "does not apply to this item" and is left out of means.
 Aggregation (per slice, with intervals) is the harness's job, never a scorer's.
 
@@ -20,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefline.errors import PreflineError
+from prefline.registry import Registry
 
 LAYERS = ("preference", "behaviour", "evidence")
 CATEGORIES = ("behaviour", "truthfulness", "formatting", "safety", "latency")
 AXES = ("capability", "reliability", "safety")
 DIRECTIONS = ("higher", "lower", "neutral")
+SECTIONS = ("style", *LAYERS)
 
 
 @dataclass
@@ -43,11 +47,11 @@ class Scorer:
     metrics: dict[str, str]  # metric name -> direction
     description: str
     scope: str = "item"  # "item": fn(item, generation); "run": fn(items, generations)
+    section: str = ""  # where reports list it: "style", or (when empty) its layer
 
-    @property
-    def section(self) -> str:
-        """Where reports list it: ``style`` for the style metrics (their modules are ``style*``), else its layer."""
-        return "style" if self.fn.__module__.rsplit(".", 1)[-1].startswith("style") else self.layer
+    def __post_init__(self) -> None:
+        if not self.section:
+            object.__setattr__(self, "section", self.layer)
 
     def score_all(self, items: list, generations: list) -> list[dict[str, Score]]:
         if self.scope == "run":
@@ -55,26 +59,27 @@ class Scorer:
         return [self.fn(item, gen) for item, gen in zip(items, generations)]
 
 
-SCORERS: dict[str, Scorer] = {}
+SCORERS: Registry[Scorer] = Registry("scorer", sort_known=True)
 
 
-def scorer(name: str, *, layer: str, category: str, axis: str, metrics: dict[str, str], scope: str = "item"):
-    """Register a scorer function under ``name``; its docstring is its documentation."""
+def scorer(name: str, *, layer: str, category: str, axis: str, metrics: dict[str, str], scope: str = "item",
+           section: str | None = None):
+    """Register a scorer function under ``name``; its docstring is its documentation.
+
+    ``section``: where reports list it, ``style`` or one of the layers (default: its layer).
+    """
     if layer not in LAYERS or category not in CATEGORIES or axis not in AXES:
         raise ValueError(f"scorer {name!r}: bad layer/category/axis {layer}/{category}/{axis}")
+    if section is not None and section not in SECTIONS:
+        raise ValueError(f"scorer {name!r}: section must be one of {', '.join(SECTIONS)}, got {section!r}")
     if scope not in ("item", "run"):
         raise ValueError(f"scorer {name!r}: scope must be 'item' or 'run', got {scope!r}")
     bad = {m: d for m, d in metrics.items() if d not in DIRECTIONS}
     if bad:
         raise ValueError(f"scorer {name!r}: unknown direction(s) {bad}")
 
-    def register(fn):
-        if name in SCORERS:
-            raise ValueError(f"scorer {name!r} is already registered")
-        SCORERS[name] = Scorer(name, fn, layer, category, axis, dict(metrics), (fn.__doc__ or "").strip(), scope)
-        return fn
-
-    return register
+    return SCORERS.decorator(name, lambda fn: Scorer(name, fn, layer, category, axis, dict(metrics), (fn.__doc__ or "").strip(),
+                                                     scope, section or layer))
 
 
 def get_scorers(names: list[str] | None = None) -> list[Scorer]:
@@ -99,11 +104,6 @@ def _register_builtins() -> None:
         importlib.import_module(f"prefline.evals.scorers.{module}")
 
 
-def metric_directions() -> dict[str, str]:
-    get_scorers(list(DEFAULT_SCORERS))
-    return {metric: d for s in SCORERS.values() for metric, d in s.metrics.items()}
-
-
 DEFAULT_SCORERS = ["length", "refusal"]
 
-__all__ = ["DEFAULT_SCORERS", "SCORERS", "Score", "Scorer", "get_scorers", "metric_directions", "scorer"]
+__all__ = ["DEFAULT_SCORERS", "SCORERS", "Score", "Scorer", "get_scorers", "scorer"]

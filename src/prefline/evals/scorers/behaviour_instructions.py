@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefline.errors import PreflineError
+from prefline.registry import Registry
 from prefline.evals.scorers.behaviour_language import detect_language
-from prefline.evals.scorers.style import count_words
+from prefline.evals.scorers.style_text import count_words
 
 Check = Callable[[str, dict[str, Any]], tuple[bool, str]]
 RELATIONS = ("at_least", "at_most", "exactly")
@@ -76,7 +77,7 @@ class Instruction:
     blank_fails: bool = False  # a blank response (or loose variant) fails whatever the check says, as in IFEval
 
 
-INSTRUCTIONS: dict[str, Instruction] = {}
+INSTRUCTIONS: Registry[Instruction] = Registry("instruction type")
 
 
 def instruction(name: str, *, loose: Callable[[str], list[str]] | None = None, **params: Callable[[Any], str | None]):
@@ -86,13 +87,8 @@ def instruction(name: str, *, loose: Callable[[str], list[str]] | None = None, *
     given, it also makes a blank response fail, which is IFEval's rule for its own types.
     """
 
-    def register(fn: Check) -> Check:
-        if name in INSTRUCTIONS:
-            raise ValueError(f"instruction type {name!r} is already registered")
-        INSTRUCTIONS[name] = Instruction(name, fn, params, (fn.__doc__ or "").strip(), loose=loose, blank_fails=loose is not None)
-        return fn
-
-    return register
+    return INSTRUCTIONS.decorator(name, lambda fn: Instruction(name, fn, params, (fn.__doc__ or "").strip(), loose=loose,
+                                                               blank_fails=loose is not None))
 
 
 def param_problems(kind: str, params: dict[str, Any]) -> list[str]:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 
 from prefline.evals.scorers import Score, scorer
-from prefline.evals.scorers.style_refusal import classify_refusal, detect_refusal  # noqa: F401  (their first home was here)
-from prefline.evals.scorers.style_text import WORD, count_words, split_sentences  # noqa: F401
+from prefline.evals.scorers.style_text import count_words, split_sentences
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 
@@ -28,7 +27,7 @@ def count_sentences(text: str) -> int:
     return len(split_sentences(_CODE_BLOCK.sub(" ", text)))
 
 
-@scorer("length", layer="behaviour", category="formatting", axis="reliability",
+@scorer("length", section="style", layer="behaviour", category="formatting", axis="reliability",
         metrics={"length_tokens": "lower", "length_words": "lower"})
 def length(item, generation) -> dict[str, Score]:
     """Response length: ``length_tokens`` in model tokens (``None`` when the server reports no
@@ -45,7 +44,7 @@ def length(item, generation) -> dict[str, Score]:
     }
 
 
-@scorer("verbosity", layer="behaviour", category="formatting", axis="reliability",
+@scorer("verbosity", section="style", layer="behaviour", category="formatting", axis="reliability",
         metrics={"length_sentences": "lower", "length_ratio_reference": "lower"})
 def verbosity(item, generation) -> dict[str, Score]:
     """Verbosity beyond tokens and words (those are the ``length`` scorer's).

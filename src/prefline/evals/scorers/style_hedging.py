@@ -112,7 +112,7 @@ def detect_hedging(text: str, low_risk: bool | None = None) -> dict[str, Any]:
 
 
 
-@scorer("hedging", layer="behaviour", category="behaviour", axis="reliability",
+@scorer("hedging", section="style", layer="behaviour", category="behaviour", axis="reliability",
         metrics={"hedging_rate": "lower", "hedged": "lower", "disclaimer": "lower"})
 def hedging(item, generation) -> dict[str, Score]:
     """Hedging and performative disclaimers.

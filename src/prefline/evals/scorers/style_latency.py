@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefline.evals.scorers import Score, scorer
 
 
-@scorer("latency", layer="behaviour", category="latency", axis="capability",
+@scorer("latency", section="style", layer="behaviour", category="latency", axis="capability",
         metrics={"latency_s": "lower", "ttft_s": "lower", "output_tokens": "neutral", "tokens_per_s": "higher"})
 def latency(item, generation) -> dict[str, Score]:
     """Latency and cost per item.

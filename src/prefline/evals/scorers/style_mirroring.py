@@ -42,7 +42,7 @@ def mirroring_share(response: str, prompt: str) -> tuple[float | None, dict[str,
     return len(shared) / len(grams), {"ngrams": len(grams), "shared": len(shared), "examples": unique[:8]}
 
 
-@scorer("mirroring", layer="behaviour", category="behaviour", axis="reliability", metrics={"mirroring": "lower"})
+@scorer("mirroring", section="style", layer="behaviour", category="behaviour", axis="reliability", metrics={"mirroring": "lower"})
 def mirroring(item, generation) -> dict[str, Score]:
     """``mirroring``, in [0, 1]: the share of the response's word 3-grams (lower-cased, excluding
     stopword-only 3-grams and code) that occur in the last user message. Lower is better:

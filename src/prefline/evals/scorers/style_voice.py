@@ -41,7 +41,7 @@ def unspeakable_markup(text: str) -> dict[str, int]:
     return {name: n for name, p in UNSPEAKABLE.items() if (n := len(p.findall(text)))}
 
 
-@scorer("voice", layer="behaviour", category="formatting", axis="capability",
+@scorer("voice", section="style", layer="behaviour", category="formatting", axis="capability",
         metrics={"voice_speaking_time_s": "lower", "voice_unspeakable": "lower", "voice_too_long": "lower"})
 def voice(item, generation) -> dict[str, Score]:
     """Voice surface only (``surface: voice`` items; ``None`` elsewhere).
