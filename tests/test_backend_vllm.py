@@ -1,6 +1,18 @@
-"""The vllm backend: without vLLM installed (any CPU machine) it is one clear line with the install command.
+"""The vllm backend, as far as a machine without vLLM can test it.
 
-Its generation path needs a GPU with vLLM and is exercised there, not in this suite.
+What these tests exercise:
+- without vLLM installed, `run_eval(..., backend="vllm")`, `prefline eval --backend vllm` and the
+  backend's constructor each stop with one line naming the install command, before a run is recorded
+  (these two tests skip on a machine where vLLM is installed);
+- the backend is registered as ``vllm``;
+- ``lora_rank_slot``: an adapter's LoRA rank maps to the smallest ``max_lora_rank`` vLLM accepts,
+  and a rank above the largest is a clear error.
+
+What they do not exercise: nothing here imports vLLM, loads a model into it or generates. The engine
+arguments (GPU memory share, ``max_model_len``, seed, LoRA slots), serving a full fine-tune's weights,
+``LoRARequest``, the sampling parameters, batching with ``on_batch``, token counts, finish reasons
+and the generations' agreement with the hf backend are untested in this suite: they need a GPU with
+vLLM installed.
 """
 
 from __future__ import annotations

@@ -137,7 +137,30 @@ def test_frozen_suite_refuses_changed_files(ledger, tmp_path, tiny_model_dir):
     freeze_suite(bumped, ledger)  # a new version may be frozen
 
 
-def test_killed_eval_process_resumes(tiny_model_dir, prefline_home):
+# Runs `prefline eval` as the CLI does, with one change: once two generations are in the cache, the
+# process holds still (as if generating slowly) until the test kills it. So the kill always lands
+# mid-run, however fast the machine, and the test never has to skip.
+_PAUSE_MID_RUN = """
+import os, sys, time
+from prefline.ledger import Ledger
+
+store, stored = Ledger.cache_generations, [0]
+
+def cache_then_hold(self, rows):
+    store(self, rows)
+    stored[0] += len(rows)
+    if stored[0] >= 2:
+        open(os.environ["PREFLINE_TEST_PAUSED"], "w").close()
+        time.sleep(600)
+
+Ledger.cache_generations = cache_then_hold
+from prefline.cli import main
+sys.argv = ["prefline", *sys.argv[1:]]
+main()
+"""
+
+
+def test_killed_eval_process_resumes(tiny_model_dir, prefline_home, tmp_path):
     """kill -9 a real `prefline eval` process mid-run; the next run generates only what was missing."""
     import os
     import signal
@@ -147,27 +170,26 @@ def test_killed_eval_process_resumes(tiny_model_dir, prefline_home):
 
     from prefline.ledger import Ledger
 
-    cmd = [sys.executable, "-m", "prefline", "eval", "--suite", "smoke", "--model", str(tiny_model_dir),
-           "--batch-size", "1", "--max-new-tokens", "48"]
-    env = {**os.environ, "PREFLINE_HOME": str(prefline_home)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ledger = Ledger()
-    cached = 0
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        cached = _count_cache(ledger)
-        if cached >= 2:
-            break
+    args = ["eval", "--suite", "smoke", "--model", str(tiny_model_dir), "--batch-size", "1", "--max-new-tokens", "48"]
+    paused = tmp_path / "paused"
+    env = {**os.environ, "PREFLINE_HOME": str(prefline_home), "PREFLINE_TEST_PAUSED": str(paused)}
+    log = tmp_path / "killed.stderr"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", _PAUSE_MID_RUN, *args], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.time() + 240
+    while not paused.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    if proc.poll() is not None:
-        pytest.skip("the run finished before it could be killed")
+    if not paused.exists():
+        proc.kill()
+        pytest.fail(f"the eval never reached its second generation (exit {proc.poll()}): {log.read_text()[-2000:]}")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    ledger = Ledger()
     before = _count_cache(ledger)
-    assert 0 < before < 32
+    assert before == 2  # killed while holding after exactly two (batch size 1)
     assert ledger.list_runs()[-1]["status"] == "running"  # the killed run never finished
 
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "prefline", *args], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _count_cache(ledger) == 32
     finished = ledger.list_runs()[-1]

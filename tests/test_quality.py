@@ -60,14 +60,14 @@ def test_bias_profile_known_answers(tmp_path, ledger):
 
 
 def test_lopsided_length_warns_and_interval_is_wilson(tmp_path, ledger):
+    """4 of 5 chosen longer, 90% Wilson: z^2 = 2.7055, 1 + z^2/5 = 1.5411; centre (0.8 + z^2/10) / 1.5411 = 0.6947,
+    half z * sqrt(0.8 * 0.2 / 5 + z^2 / 100) / 1.5411 = 1.6449 * 0.2430 / 1.5411 = 0.2594: [0.4353, 0.9540]."""
     rows = [row(f"Question {i}?", "a long answer with many words in it", "short one") for i in range(4)]
     rows.append(row("Question 9?", "no", "a longer rejected answer"))
     report = data_report(dataset(tmp_path, ledger, rows), ledger)
     overall = report["bias"]["overall"]
     assert overall["chosen_longer"] == 0.8
-    assert overall["chosen_longer_ci"] == wilson(4, 5)
-    lo, hi = wilson(4, 5)
-    assert lo < 0.8 < hi
+    assert overall["chosen_longer_ci"] == [pytest.approx(0.4353, abs=1e-4), pytest.approx(0.9540, abs=1e-4)]
     assert any("longer in 80% of pairs (> 75%)" in w for w in report["bias"]["warnings"])
     # per-source warnings need min_pairs pairs: none here
     assert not any(w.startswith("source=") for w in report["bias"]["warnings"])
