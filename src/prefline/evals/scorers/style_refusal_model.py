@@ -122,7 +122,7 @@ def classify_refusals(texts: list[str], *, opening_cues: bool = True,
     return decided
 
 
-@scorer("refusal_learned", layer="behaviour", category="safety", axis="safety",
+@scorer("refusal_learned", section="style", layer="behaviour", category="safety", axis="safety",
         metrics={**REFUSAL_METRICS, "partial_refusal": "neutral"}, scope="run")
 def refusal_learned(items, generations) -> list[dict[str, Score]]:
     """Refusal, rules plus a learned second opinion: the ``refusal`` scorer's four metrics
