@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from conftest import write_jsonl
 from prefline.cli import app
 from prefline.data.agreement import agreement_report
-from prefline.data.ingest import ingest, load_signals
+from prefline.data.ingest import ingest
+from prefline.data.store import load_signals
 from prefline.data.quality import data_report
 from prefline.data.review import export_review
 from prefline.data.schema import RowError, Signal, prompt_messages, reply_messages

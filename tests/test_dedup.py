@@ -15,7 +15,7 @@ from conftest import write_jsonl
 from prefline.cli import app
 from prefline.data import dedup
 from prefline.data.contamination import contaminated_ids, decontaminate
-from prefline.data.diff import lineage
+from prefline.data.lineage import lineage
 from prefline.data.ingest import ingest
 from prefline.data.quality import data_report
 from prefline.evals.suite import freeze_suite, load_suite, register_suite

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import DATA, pair, write_jsonl
-from prefline.data.ingest import ingest, load_pairs, load_signals
+from prefline.data.ingest import ingest
+from prefline.data.store import load_pairs, load_signals
 from prefline.data.schema import SCHEMA_VERSION, RowError, Signal, pair_from_row, pair_id
 from prefline.data.signals import SIGNAL_KINDS
 from prefline.errors import PreflineError

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import write_jsonl
 from prefline.cli import app
-from prefline.data.diff import MAJOR_CHANGE_SHARE, diff_versions, lineage, parents
+from prefline.data.diff import MAJOR_CHANGE_SHARE, diff_versions
+from prefline.data.lineage import backfill, lineage, parents
 from prefline.data.ingest import ingest
 from prefline.data.mix import mix, parse_slice_weight, parse_source
 from prefline.errors import PreflineError
@@ -47,10 +48,10 @@ def test_mix_weights_and_lineage(two, ledger):
     mixed = set(ids_of(ledger.get_dataset("m")))
     assert set(ids_of(b)) <= mixed and len(mixed & set(ids_of(a))) == 5
     links = parents(ledger, result["dataset"]["id"])
-    assert [(p["parent_name"], p["relation"], p["params"]["weight"], p["params"]["pairs_kept"]) for p in links] == \
+    assert [(p.parent_name, p.relation, p.params["weight"], p.params["pairs_kept"]) for p in links] == \
         [("a", "mix", 0.5, 5), ("b", "mix", 1.0, 10)]
-    assert all(p["params"]["seed"] == 7 for p in links)
-    assert links[0]["is_primary"] and not links[1]["is_primary"]
+    assert all(p.params["seed"] == 7 for p in links)
+    assert links[0].is_primary and not links[1].is_primary
     # a new mixture is a major change from its first source: 10 of 15 pairs are new to it
     assert result["major_change"] is True and result["diff"]["added"] == 10 and result["diff"]["removed"] == 5
 
@@ -115,16 +116,19 @@ def test_diff_counts_and_major_change(tmp_path, ledger):
     assert len(change["added_ids"]) == 3 and len(change["removed_ids"]) == 2
     assert diff_versions(v1, v2, major_share=0.5)["major_change"] is False
 
-    # ingested refreshes get their lineage (and the stored flag) the first time it is asked for
+    # reading never writes: an ingested refresh has no parents until it is backfilled, once
+    assert lineage(ledger, v2) == {"parents": [], "major_change": None} and parents(ledger, v2["id"]) == []
+    assert backfill(ledger, v2) is True and backfill(ledger, v2) is False
     info = lineage(ledger, v2)
     assert info["major_change"] is True and info["parents"][0]["relation"] == "refresh"
     assert info["parents"][0]["dataset"] == "d@1" and (info["parents"][0]["added"], info["parents"][0]["removed"]) == (3, 2)
     assert len(parents(ledger, v2["id"])) == 1 and lineage(ledger, v2) == info  # recorded once
-    assert lineage(ledger, v1) == {"parents": [], "major_change": None}
+    assert backfill(ledger, v1) is False and lineage(ledger, v1) == {"parents": [], "major_change": None}
 
     v3 = store(tmp_path, ledger, "d", rows2[1:])
+    backfill(ledger, v3)
     assert lineage(ledger, v3)["major_change"] is False
-    assert parents(ledger, v3["id"])[0]["changed_share"] == round(1 / 11, 4)
+    assert parents(ledger, v3["id"])[0].changed_share == round(1 / 11, 4)
 
 
 def test_cli_mix_and_diff_json(two, ledger):
@@ -165,7 +169,7 @@ def test_mix_balance_length_per_slice(tmp_path, ledger):
     assert sorted(kept) == sorted([("factual", True)] * 2 + [("factual", False)] * 2 + [("coding", True)] + [("coding", False)] * 3)
     cut = [json.loads(line) for line in open(ledger.get_dataset("balanced")["rejects_path"])]
     assert len(cut) == 4 and all(r["kind"] == "excluded" and r["category"] == "length-balance" for r in cut)
-    assert parents(ledger, result["dataset"]["id"])[0]["params"]["balance_length"] is True
+    assert parents(ledger, result["dataset"]["id"])[0].params["balance_length"] is True
     again = mix("balanced", [("biased", 1.0)], ledger, balance_length=True)
     assert ids_of(ledger.get_dataset("balanced@2")) == ids_of(ledger.get_dataset("balanced@1"))  # the cut is seeded, not random
     assert again["dataset"]["content_hash"] == result["dataset"]["content_hash"]

@@ -43,7 +43,7 @@ def test_split_by_prompt_stratified_with_lineage(tmp_path, ledger):
     assert (train["name"], held["name"]) == ("mine-train", "mine-heldout")
     assert train["pairs"] + held["pairs"] == 40 and held["pairs"] == 8  # both pairs of each held-out prompt
 
-    from prefline.data.diff import pairs_table
+    from prefline.data.store import pairs_table
 
     def prompts_and_slices(name):
         table = pairs_table(ledger.get_dataset(name))
@@ -54,7 +54,7 @@ def test_split_by_prompt_stratified_with_lineage(tmp_path, ledger):
     assert not set(train_prompts) & set(held_prompts)  # no prompt on both sides
     combos = {(s["intent"], s["surface"]) for s in held_slices}
     assert len(combos) == 4  # 5 prompts per combination, 20% each: one prompt of every combination
-    from prefline.data.diff import lineage
+    from prefline.data.lineage import lineage
 
     parents = lineage(ledger, ledger.get_dataset("mine-heldout"))["parents"]
     assert parents[0]["dataset"] == "mine@1" and parents[0]["relation"] == "split"

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from prefline.cli import app
-from prefline.data.ingest import check_name, ingest
+from prefline.data.ingest import ingest
+from prefline.data.store import check_name
 from prefline.data.schema import RowError, pair_fields
 from prefline.data.signals import SIGNAL_KINDS, Fate, IngestRules, KindContext
 from prefline.data.sources import RawRecord, hh_row, ultrafeedback_row
@@ -103,7 +104,7 @@ def test_unknown_fields_of_a_kind_that_combines_records_are_kept_too(tmp_path, l
     rows[0]["batch"] = "b-1"
     result = ingest(write_jsonl(tmp_path / "r.jsonl", rows), "rx", ledger, signal="ratings")
     assert result.unknown_fields == {"batch": 1}
-    from prefline.data.ingest import load_signals
+    from prefline.data.store import load_signals
 
     assert any(s.meta.get("extra") == {"batch": "b-1"} for s in load_signals(ledger.get_dataset("rx")))
 

@@ -13,7 +13,6 @@ from prefline.data.ingest import ingest
 from prefline.errors import PreflineError
 from prefline.models import load_model, load_tokenizer, resolve_model
 from prefline.train.probes import drift, generate, probe_items, probe_suite_name
-from prefline.train.records import probes
 from prefline.train.run import train
 
 FAST = dict(batch_size=4, max_length=64, bf16=False, gradient_checkpointing=False, probe_items=4, probe_max_new_tokens=8)
@@ -94,10 +93,10 @@ def test_a_crossed_length_limit_stops_training(ledger, terse_model_dir, tmp_path
     config = TrainConfig(max_steps=10, learning_rate=5e-2, probe_every=2, max_length_increase=0.3, **FAST)
     adapter = train("sft", "d", "a", config, ledger, model_spec=str(terse_model_dir), show_progress=False)
     assert adapter["status"] == "done"
-    taken = probes(ledger, adapter["id"])
-    assert [p["step"] for p in taken] == [0, 2]
-    assert taken[0]["metrics"] == {"n": 4, "length_tokens": 0.0, "refusal": 0.0}
-    assert taken[1]["metrics"]["length_tokens"] > 1.3 and len(taken[1]["outputs"]) == 4
+    taken = ledger.probes(adapter["id"])
+    assert [p.step for p in taken] == [0, 2]
+    assert taken[0].metrics == {"n": 4, "length_tokens": 0.0, "refusal": 0.0}
+    assert taken[1].metrics["length_tokens"] > 1.3 and len(taken[1].outputs) == 4
     stopped = adapter["metrics"]["stopped_early"]
     assert stopped["step"] == 2 and "over max_length_increase 30%" in stopped["reason"]
     assert adapter["metrics"]["steps"] == 2 and [s["step"] for s in ledger.train_steps(adapter["id"])] == [1, 2]
@@ -108,6 +107,6 @@ def test_probes_within_limits_record_the_trajectory(ledger, tiny_model_dir, tmp_
     ingest(write_jsonl(tmp_path / "p.jsonl", [pair(i) for i in range(8)]), "d", ledger)
     config = TrainConfig(max_steps=4, learning_rate=1e-2, probe_every=2, max_refusal_increase=0.5, **FAST)
     adapter = train("dpo", "d", "a", config, ledger, model_spec=str(tiny_model_dir), show_progress=False)
-    taken = probes(ledger, adapter["id"])
-    assert [p["step"] for p in taken] == [0, 2, 4] and "stopped_early" not in adapter["metrics"]
-    assert all(p["metrics"]["n"] == 4 and 0 <= p["metrics"]["refusal"] <= 1 for p in taken)
+    taken = ledger.probes(adapter["id"])
+    assert [p.step for p in taken] == [0, 2, 4] and "stopped_early" not in adapter["metrics"]
+    assert all(p.metrics["n"] == 4 and 0 <= p.metrics["refusal"] <= 1 for p in taken)

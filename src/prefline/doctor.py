@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from prefline.data.ingest import partial_folders, process_alive
+from prefline.data.store import partial_folders, process_alive
 from prefline.home import home_dir
 from prefline.ledger import Ledger
 

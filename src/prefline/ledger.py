@@ -5,6 +5,10 @@ URL through ``PREFLINE_DB_URL`` (PostgreSQL for a team). The schema is defined o
 the ordered migrations below; each is applied once and recorded in ``schema_migrations``,
 so opening a ledger is always safe. Queries use the tables as reflected after migrating.
 Schema changes are new migrations appended to ``MIGRATIONS``, never edits to old ones.
+
+This is the one module that issues SQL (a test fails when another one does), so it is longer than
+the others: the migrations, then every query, grouped by table; queries that the stages read by
+name return typed rows (the dataclasses below), the older ones dicts of the columns.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -28,8 +33,49 @@ class VersionTaken(PreflineError):
     """Another process recorded this dataset name and version first (the caller takes the next number)."""
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
+    """Now in UTC, without a time zone: how every timestamp in the ledger is stored."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+RunStatus = Literal["running", "done", "failed"]        # eval_runs.status
+AdapterStatus = Literal["running", "done", "failed"]    # adapters.status
+Relation = Literal["refresh", "mix", "decontaminate", "split"]  # dataset_lineage.relation
+SUMMARY_FORMAT = 1   # eval_runs.summary["format_version"]: the shape of a finished run's summary
+RESULTS_FORMAT = 1   # gate_decisions.results["format_version"]: the shape of a decision's results
+
+
+@dataclass(frozen=True)
+class LineageRow:
+    """One parent of a dataset version (table ``dataset_lineage``), with the parent's name and version."""
+
+    id: int
+    dataset_id: int
+    parent_id: int
+    relation: str
+    params: dict[str, Any] | None
+    diff: dict[str, Any] | None
+    changed_share: float | None
+    major_change: bool
+    is_primary: bool
+    created_at: datetime
+    parent_name: str
+    parent_version: int
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """A drift probe taken while an adapter trained (table ``train_probes``)."""
+
+    adapter_id: int
+    step: int
+    metrics: dict[str, Any]
+    outputs: list[dict[str, Any]]
+    created_at: datetime
+
+
+def _typed(cls, row: dict[str, Any]):
+    return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 # --- migrations ---------------------------------------------------------------------------
@@ -345,7 +391,7 @@ def migrate(engine: Engine) -> list[str]:
             if name in done:
                 continue
             step(conn)
-            conn.execute(record.insert().values(name=name, applied_at=_now()))
+            conn.execute(record.insert().values(name=name, applied_at=utcnow()))
             applied.append(name)
     return applied
 
@@ -445,7 +491,7 @@ class Ledger:
     def add_dataset(self, **values: Any) -> int:
         """Record a dataset version; :class:`VersionTaken` when another process recorded that number first."""
         try:
-            return self._insert("datasets", created_at=_now(), **values)
+            return self._insert("datasets", created_at=utcnow(), **values)
         except sa.exc.IntegrityError as exc:
             t = self.t["datasets"]
             if self._one(sa.select(t.c.id).where(t.c.name == values["name"], t.c.version == values["version"])) is not None:
@@ -473,9 +519,28 @@ class Ledger:
         t = self.t["datasets"]
         return self._rows(sa.select(t).order_by(t.c.id))
 
+    def previous_dataset(self, name: str, version: int) -> dict[str, Any] | None:
+        """The latest version of ``name`` before ``version``, if any."""
+        t = self.t["datasets"]
+        return self._one(sa.select(t).where(t.c.name == name, t.c.version < version).order_by(t.c.version.desc()).limit(1))
+
+    # -- dataset lineage
+    def add_lineage(self, *, dataset_id: int, parent_id: int, relation: Relation, params: dict[str, Any] | None,
+                    diff: dict[str, Any] | None, changed_share: float | None, major_change: bool, is_primary: bool) -> int:
+        """Record one parent of a dataset version and how the version was derived from it."""
+        return self._insert("dataset_lineage", created_at=utcnow(), dataset_id=dataset_id, parent_id=parent_id, relation=relation,
+                            params=params, diff=diff, changed_share=changed_share, major_change=major_change, is_primary=is_primary)
+
+    def dataset_parents(self, dataset_id: int) -> list[LineageRow]:
+        """The recorded parents of a dataset version, in the order they were recorded."""
+        t, d = self.t["dataset_lineage"], self.t["datasets"]
+        query = (sa.select(t, d.c.name.label("parent_name"), d.c.version.label("parent_version"))
+                 .join(d, d.c.id == t.c.parent_id).where(t.c.dataset_id == dataset_id).order_by(t.c.id))
+        return [_typed(LineageRow, row) for row in self._rows(query)]
+
     # -- adapters
     def add_adapter(self, **values: Any) -> int:
-        return self._insert("adapters", created_at=_now(), **values)
+        return self._insert("adapters", created_at=utcnow(), **values)
 
     def update_adapter(self, adapter_id: int, **values: Any) -> None:
         self._update("adapters", adapter_id, **values)
@@ -501,22 +566,37 @@ class Ledger:
         return self._rows(sa.select(t).order_by(t.c.id))
 
     def add_train_step(self, adapter_id: int, step: int, metrics: dict[str, float]) -> None:
-        self._insert("train_steps", adapter_id=adapter_id, step=step, metrics=metrics, created_at=_now())
+        self._insert("train_steps", adapter_id=adapter_id, step=step, metrics=metrics, created_at=utcnow())
 
     def train_steps(self, adapter_id: int) -> list[dict[str, Any]]:
         t = self.t["train_steps"]
         return self._rows(sa.select(t).where(t.c.adapter_id == adapter_id).order_by(t.c.step))
 
+    def add_probe(self, adapter_id: int, step: int, metrics: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
+        """Record a drift probe taken at ``step`` of an adapter's training."""
+        self._insert("train_probes", adapter_id=adapter_id, step=step, metrics=metrics, outputs=outputs, created_at=utcnow())
+
+    def probes(self, adapter_id: int) -> list[ProbeRow]:
+        t = self.t["train_probes"]
+        return [_typed(ProbeRow, row) for row in self._rows(sa.select(t).where(t.c.adapter_id == adapter_id).order_by(t.c.step))]
+
+    def forget_steps_after(self, adapter_id: int, step: int) -> None:
+        """Delete the step metrics and probes recorded after ``step`` (a resumed run records them again)."""
+        with self.engine.begin() as conn:
+            for name in ("train_steps", "train_probes"):
+                t = self.t[name]
+                conn.execute(t.delete().where(t.c.adapter_id == adapter_id, t.c.step > step))
+
     # -- eval runs
     def add_run(self, **values: Any) -> int:
-        return self._insert("eval_runs", created_at=_now(), status="running", **values)
+        return self._insert("eval_runs", created_at=utcnow(), status="running", **values)
 
     def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
-        self._update("eval_runs", run_id, status="done", summary=summary, finished_at=_now())
+        self._update("eval_runs", run_id, status="done", summary=summary, finished_at=utcnow())
 
     def fail_run(self, run_id: int, reason: str) -> None:
         """Mark a run that stopped with an error (or an interrupt) ``failed``, with the reason."""
-        self._update("eval_runs", run_id, status="failed", error=reason[:2000], finished_at=_now())
+        self._update("eval_runs", run_id, status="failed", error=reason[:2000], finished_at=utcnow())
 
     def get_run(self, run_id: int | str) -> dict[str, Any]:
         t = self.t["eval_runs"]
@@ -558,7 +638,7 @@ class Ledger:
         existing = self._one(sa.select(t.c.hash, t.c.frozen).where(t.c.hash == values["hash"]))
         with self.engine.begin() as conn:
             if existing is None:
-                conn.execute(t.insert().values(created_at=_now(), **values))
+                conn.execute(t.insert().values(created_at=utcnow(), **values))
             elif values.get("frozen") and not existing["frozen"]:
                 conn.execute(t.update().where(t.c.hash == values["hash"]).values(frozen=True))
 
@@ -589,11 +669,11 @@ class Ledger:
         fresh = [r for r in rows if r["key"] not in self.cached_generations([r["key"] for r in rows])]
         if fresh:
             with self.engine.begin() as conn:
-                conn.execute(t.insert(), [{**r, "created_at": _now()} for r in fresh])
+                conn.execute(t.insert(), [{**r, "created_at": utcnow()} for r in fresh])
 
     # -- preference layer
     def add_preference_eval(self, **values: Any) -> int:
-        return self._insert("preference_evals", created_at=_now(), **values)
+        return self._insert("preference_evals", created_at=utcnow(), **values)
 
     def preference_evals(self) -> list[dict[str, Any]]:
         t = self.t["preference_evals"]
@@ -601,7 +681,7 @@ class Ledger:
 
     # -- gate
     def add_gate_decision(self, **values: Any) -> int:
-        return self._insert("gate_decisions", created_at=_now(), **values)
+        return self._insert("gate_decisions", created_at=utcnow(), **values)
 
     def gate_decisions(self) -> list[dict[str, Any]]:
         t = self.t["gate_decisions"]
@@ -615,7 +695,7 @@ class Ledger:
         written and the error says so: the caller's decision was made against a state that is gone.
         """
         try:
-            return self._insert("releases", created_at=_now(), **values)
+            return self._insert("releases", created_at=utcnow(), **values)
         except sa.exc.IntegrityError as exc:
             latest = self.latest_release(values["surface"])
             if latest is not None and latest["seq"] >= values["seq"]:

@@ -54,7 +54,7 @@ def data_agreement(
 ) -> None:
     """Inter-annotator agreement (Krippendorff's alpha, percent agreement) overall, per slice, per axis, per annotator."""
     from prefline.data.agreement import agreement_report
-    from prefline.data.ingest import load_signals
+    from prefline.data.store import load_signals
 
     row = ledger().get_dataset(dataset)
     report = {"dataset": f"{row['name']}@{row['version']}", **agreement_report(load_signals(row), flag_margin, min_pairs)}
@@ -114,7 +114,7 @@ def data_report(
 ) -> None:
     """Quality report: coverage vs targets, bias profile, trivial and close-call negatives, duplicates, contamination."""
     from prefline.data.coverage import load_targets
-    from prefline.data.ingest import require_files
+    from prefline.data.store import require_files
     from prefline.data.quality import data_report as build
     from prefline.report.text import safe
 
@@ -197,7 +197,8 @@ def data_diff(
     as_json: bool = JsonOpt,
 ) -> None:
     """Pairs added and removed, per-source and per-slice counts, and the bias-profile change between two versions."""
-    from prefline.data.diff import diff_versions, versions_to_diff
+    from prefline.data.diff import diff_versions
+    from prefline.data.lineage import versions_to_diff
 
     change = diff_versions(*versions_to_diff(ledger(), old, new), major_share)
     emit(as_json, change, lambda: show.print_diff(console, change))

@@ -82,11 +82,11 @@ def adapters_list(as_json: bool = JsonOpt) -> None:
 @adapters_app.command("show")
 def adapters_show(name: str = typer.Argument(..., help="Adapter name or id."), as_json: bool = JsonOpt) -> None:
     """Show one adapter's lineage: base model, dataset, config, metrics, warnings, step history, drift probes."""
-    from prefline.train.records import probes
+    from dataclasses import asdict
 
     the_ledger = ledger()
     adapter = the_ledger.get_adapter(name, finished=False)
-    steps, taken = the_ledger.train_steps(adapter["id"]), probes(the_ledger, adapter["id"])
+    steps, taken = the_ledger.train_steps(adapter["id"]), [asdict(p) for p in the_ledger.probes(adapter["id"])]
     emit(as_json, {**adapter, "steps": steps, "probes": taken},
          lambda: show.print_adapter_detail(console, adapter, names(the_ledger), steps, taken),
          f"prefline report adapter {adapter['name']} --html {adapter['name']}.html", f"prefline eval --suite SUITE --adapter {adapter['name']}")

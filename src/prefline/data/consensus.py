@@ -20,7 +20,6 @@ among reviewers; confidence = the share of reviewers who agree).
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -273,8 +272,3 @@ def pair_row(outcome: Outcome) -> dict[str, Any]:
                     for s in signals],
         "key": outcome.key,
     }
-
-
-def json_columns(row: dict[str, Any]) -> dict[str, Any]:
-    """slices, axes and signals as JSON text, so rows need not share keys."""
-    return {**row, **{name: json.dumps(row[name], sort_keys=True, ensure_ascii=False) for name in ("slices", "axes", "signals")}}

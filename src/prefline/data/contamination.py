@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from prefline.data import dedup, diff
+from prefline.data import dedup, lineage, store
 
 NGRAM = 8                   # words per n-gram for the overlap test
 MIN_NGRAM_OVERLAP = 0.5     # share of an item's n-grams found in a training prompt that flags it
@@ -158,10 +158,10 @@ def scan(pairs, index: SuiteIndex, perms=None) -> tuple[list[tuple[int, int, flo
     matches: list[tuple[int, int, float, float]] = []
     ids = []
     offset = 0
-    for batch in diff.pair_batches(pairs, ["id", "prompt"]):
+    for batch in store.pair_batches(pairs, ["id", "prompt"]):
         ids.append(batch.column("id"))
         if not index.empty:
-            tokens = dedup.tokenize(diff.message_text(batch.column("prompt"), "user"))
+            tokens = dedup.tokenize(store.message_text(batch.column("prompt"), "user"))
             matches += [(offset + r, item, o, j) for r, item, o, j in match_prompts(index, tokens, perms)]
         offset += batch.num_rows
     return matches, pa.chunked_array(ids, pa.string())
@@ -170,7 +170,7 @@ def scan(pairs, index: SuiteIndex, perms=None) -> tuple[list[tuple[int, int, flo
 def contaminated_ids(pairs, ledger) -> set[str]:
     """The ids of the pairs whose prompt overlaps an item of a frozen suite in ``ledger``.
 
-    ``pairs`` is anything ``prefline.data.diff.pair_batches`` reads: a dataset row, a
+    ``pairs`` is anything ``prefline.data.store.pair_batches`` reads: a dataset row, a
     ``pairs.parquet`` path, a ``pyarrow.Table``, a ``datasets.Dataset`` or a list of rows.
     """
     matches, ids = scan(pairs, suite_index(ledger))
@@ -195,11 +195,11 @@ def decontaminate(dataset: str, name: str, ledger, major_share: float | None = N
         meta = index.items[item]
         reasons.setdefault(ids[row].as_py(), []).append(
             f"{meta['suite']}@{meta['version']}:{meta['item_id']} (n-gram overlap {overlap:.2f}, jaccard {jaccard:.2f})")
-    table = diff.pairs_table(parent)
+    table = store.pairs_table(parent)
     if removed:
         table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array(removed, pa.string()))))
     rejects = [{"id": pair_id, "kind": "contaminated", "reason": "; ".join(reasons[pair_id])} for pair_id in removed]
     params = {"suites": index.suites, "removed": len(removed), "ngram": NGRAM, "min_ngram_overlap": MIN_NGRAM_OVERLAP,
               "near_dup_threshold": NEAR_DUP_THRESHOLD}
-    return diff.write_version(table, name, ledger, parents=[(parent, "decontaminate", params)], rejects=rejects,
+    return lineage.write_version(table, name, ledger, parents=[(parent, "decontaminate", params)], rejects=rejects,
                               major_share=major_share)

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from prefline.data import consensus as consensus_mod
-from prefline.data.ingest import WRITE_BATCH, StreamJob, _answered, _digest, _identity, keep_extra, tables
+from prefline.data.ingest import WRITE_BATCH, StreamJob, _answered, _digest, _identity, keep_extra
+from prefline.data.store import tables
 from prefline.data.schema import Signal
 from prefline.data.signals import SIGNAL_KINDS, Fate, KindContext, extra_fields
 from prefline.data.sources import RawRecord

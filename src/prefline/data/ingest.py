@@ -21,45 +21,35 @@ processes). What stays in memory per record is a 16-byte digest of its signal. C
 pair out of core (:mod:`prefline.data.grouping`), with the outcomes :func:`assemble` gives in
 memory (which the review queue still uses, on the few signals of a review).
 
-The version is written in a temporary folder (``.ingest-PID-*.partial``) and renamed into place
-before the ledger row is added; any failure or interrupt (Ctrl-C, SIGTERM) before that removes it,
-so an interrupted ingest leaves no dataset version behind. A process killed outright (SIGKILL)
-cannot clean up: the next ingest removes temporary folders whose process is gone, and
-``prefline doctor`` reports them. Version numbers are allocated under a lock file per dataset
-name, and a number another ledger client recorded first is skipped, so concurrent ingests into
-one name each get their own version and never touch each other's folders.
+The version is written through ``data.store.VersionWriter`` (a temporary folder renamed into
+place, a version number allocated under a lock), so an interrupted ingest leaves no version behind.
+
+(Longer than ~400 lines because the two paths above, assembled and streamed, must give the same
+outcomes record for record; they are kept side by side so that a change to one is seen against the other.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
-import shutil
-import tempfile
-import time
-from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from prefline.data import consensus as consensus_mod
-from prefline.data.schema import SCHEMA_VERSION, Signal, signal_from_row
+from prefline.data.schema import SCHEMA_VERSION, Signal
 from prefline.data.signals import SIGNAL_KINDS, Fate, IngestRules, KindContext, extra_fields, load_rules
 from prefline.data.sources import DEFAULT_SIGNAL, RawRecord, jsonl_texts, read_jsonl, reader_for
+from prefline.data.store import VersionWriter, check_name, tables
 from prefline.errors import PreflineError
 from prefline.hashing import file_hash
-from prefline.home import home_dir
-from prefline.ledger import Ledger, VersionTaken
+from prefline.ledger import Ledger
 from prefline.paths import input_file
 
-NAME_MAX = 100
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 WRITE_BATCH = 1000  # rows per Parquet write, and records per chunk of a streamed ingest
 PARALLEL_BYTES = 32 << 20  # a streamed file at least this large is answered by several processes
 
@@ -89,15 +79,6 @@ class IngestResult:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def check_name(name: str, what: str = "dataset") -> str:
-    """A name that is safe as a folder name: the whole string matches (a trailing newline does not slip through)."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise PreflineError(f"{what} name {name!r} must start with a letter or digit and use only letters, digits, '.', '_' or '-'")
-    if len(name) > NAME_MAX:
-        raise PreflineError(f"{what} name is {len(name)} characters long; the limit is {NAME_MAX}")
-    return name
 
 
 # --- records -> signals -> outcomes ------------------------------------------------------------
@@ -358,7 +339,7 @@ def _answered(records: Iterable[RawRecord], job: StreamJob, workers: int) -> Ite
             yield done, answers.get()
 
 
-def stream(records: Iterable[RawRecord], job: StreamJob, out: "VersionWriter", ctx: KindContext, workers: int = 1) -> None:
+def stream(records: Iterable[RawRecord], job: StreamJob, out: VersionWriter, ctx: KindContext, workers: int = 1) -> None:
     """Store every record's signal as its own pair (no consensus), a chunk of WRITE_BATCH records at a time.
 
     The same outcomes as :func:`assemble` with ``method`` ``none``, without holding the file:
@@ -428,7 +409,7 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
     if workers is None:  # starting processes costs more than it saves on small files
         workers = 1 if path.stat().st_size < PARALLEL_BYTES else min(4, len(os.sched_getaffinity(0)))
     plain = kind == "pairs" and method == "none"  # each pair is its one signal: pairs.parquet holds it all
-    with VersionWriter(name, path, judge=kind == "judge", keep_signals=not plain) as out:
+    with VersionWriter(name, path, keep_signals=not plain) as out:
         if method == "none" and SIGNAL_KINDS[kind].one_per_record:
             stream(read(path, rules.read_options()), StreamJob(kind, ctx.source, rules, method, not plain), out, ctx, workers)
         elif method != "none":  # combining: signals grouped by pair out of core
@@ -437,8 +418,8 @@ def ingest(path: str | Path, name: str, ledger: Ledger, fmt: str | None = None, 
             texts = jsonl_texts if read is read_jsonl else read  # the second pass needs only the texts of some records
             group(lambda: read(path, rules.read_options()), kind, ctx, method, out, workers, reread=lambda: texts(path, rules.read_options()))
         else:
-            out.add(assemble(read(path, rules.read_options()), kind, ctx, method), lambda: read(path, rules.read_options()))
-        return out.commit(ledger, ctx, kind=kind, method=method, rules=rules, meta={"format": fmt_name},
+            write_assembly(out, assemble(read(path, rules.read_options()), kind, ctx, method), lambda: read(path, rules.read_options()))
+        return commit(out, ledger, ctx, kind=kind, method=method, rules=rules, meta={"format": fmt_name},
                           source_file=str(path.resolve()), source_hash=file_hash(path))
 
 
@@ -453,329 +434,47 @@ def _rejects(built: Assembly, reread) -> list[tuple[Fate, str | None]]:
     return [(fate, fate.raw if fate.raw is not None else raws.get(line)) for line, fate in sorted(built.fates.items())]
 
 
-class PairsDigest:
-    """A version's content hash, ``content_hash({"schema_version", "pairs": ids, "weights": weights})``,
-    fed as pairs are written: ids go straight into the hash (the canonical JSON lists them first),
-    weights wait in an array of doubles."""
-
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256(b'{"pairs":[')
-        self.weights = array("d")
-
-    def add(self, ids: list[str], weights: list[float]) -> None:
-        separator = "," if self.weights else ""
-        self.hash.update((separator + ",".join(json.dumps(i, ensure_ascii=False) for i in ids)).encode("utf-8"))
-        self.weights.extend(weights)
-
-    def hexdigest(self) -> str:
-        tail = f'],"schema_version":{SCHEMA_VERSION},"weights":[' + ",".join(map(json.dumps, self.weights)) + "]}"
-        self.hash.update(tail.encode("utf-8"))
-        return self.hash.hexdigest()
+def write_assembly(out: VersionWriter, built: Assembly, reread) -> None:
+    """An assembled dataset (combined signals) into a version: its pairs, signals and every record not accepted."""
+    for start in range(0, max(len(built.rows), len(built.signals)), WRITE_BATCH):
+        out.write(*tables(built.rows[start:start + WRITE_BATCH], built.signals[start:start + WRITE_BATCH]))
+    for fate, raw in _rejects(built, reread):
+        out.reject(fate, raw)
+    out.n_read, out.n_accepted = built.n_read, len(built.accepted)
 
 
-class VersionWriter:
-    """A dataset version being written: pairs, signals and rejects go to their files a batch at a time,
-    in a temporary folder beside the versions. :meth:`commit` renames it to ``vN`` and adds the ledger
-    row; leaving the ``with`` block without committing (an error, an interrupt) removes it.
+def commit(out: VersionWriter, ledger: Ledger, ctx: KindContext, *, kind: str, method: str, rules: IngestRules,
+           meta: dict[str, Any], source_file: str, source_hash: str) -> IngestResult:
+    """Record what ``out`` holds as the next version of its name, with what ingest knows about it."""
+    out.require_pairs()
+    if kind == "judge":
+        out.add_file("audit.jsonl", ctx.audit)
+    excluded = dict(sorted(out.excluded.items()))
+    stats = dict(sorted(ctx.stats.items()))
+    unknown = dict(sorted(ctx.unknown.items()))
+    if unknown:  # once per file, first: the fields were kept, but the user may have misspelled one
+        out.problems.insert(0, f"{out.path}: field(s) the {kind} kind does not use, kept with each pair's signals under 'extra': "
+                            + ", ".join(f"{name!r} ({n} record(s))" for name, n in unknown.items()))
+    counts = {"n_read": out.n_read, "n_accepted": out.n_accepted, "n_rejected": out.counts["rejected"],
+              "n_duplicates": out.counts["duplicate"], "n_excluded": out.counts["excluded"], "n_pairs": out.n_pairs}
 
-    Without ``keep_signals`` (plain pairs, no consensus) there is no signals.parquet: each pair is
-    its one signal, and :func:`load_signals` reads it back from pairs.parquet.
-    """
+    def paths(final: Path) -> tuple[str | None, str | None]:
+        return (str(final / "signals.parquet") if out.keep_signals else None,
+                str(final / "audit.jsonl") if kind == "judge" else None)
 
-    def __init__(self, name: str, path: Path, judge: bool = False, keep_signals: bool = True) -> None:
-        self.name, self.path, self.judge, self.keep_signals = name, path, judge, keep_signals
-        self.n_read = self.n_accepted = self.n_pairs = 0
-        self.counts: Counter = Counter()      # rejected / duplicate / excluded
-        self.excluded: Counter = Counter()    # exclusion category -> records
-        self.problems: list[str] = []
-        self.slices: dict[str, dict[str, int]] = {}
-        self.digest = PairsDigest()
-        self.committed = False
+    def row(final: Path) -> dict[str, Any]:
+        signals_path, audit_path = paths(final)
+        return {"source_file": source_file, "source_hash": source_hash, **counts,
+                "meta": {"schema_version": SCHEMA_VERSION, **meta, "signal": kind, "consensus": method,
+                         "slices": out.slices, "excluded": excluded, "stats": stats,
+                         "rules": rules.model_dump(mode="json"), "signals_path": signals_path,
+                         "audit_path": audit_path, "unknown_fields": unknown}}
 
-    def __enter__(self) -> "VersionWriter":
-        import pyarrow.parquet as pq
-
-        root = home_dir("datasets", self.name)
-        self.problems.extend(f"removed {folder}: the temporary folder of an ingest that was killed" for folder in remove_stale_partials())
-        self.folder = Path(tempfile.mkdtemp(prefix=f".ingest-{os.getpid()}-", suffix=".partial", dir=root))
-        pairs, signals = _schemas()
-        self.pairs_file = pq.ParquetWriter(self.folder / "pairs.parquet", pairs)
-        self.signals_file = pq.ParquetWriter(self.folder / "signals.parquet", signals) if self.keep_signals else None
-        self.rejects_file = open(self.folder / "rejects.jsonl", "w", encoding="utf-8")
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._close()
-        if not self.committed:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _close(self) -> None:
-        for handle in (self.pairs_file, self.signals_file, self.rejects_file):
-            if handle is not None:
-                handle.close()
-
-    def write(self, pairs, signals=None) -> None:
-        """A batch of pair rows and one of signals (``pyarrow`` tables made by :func:`tables`; no signals without ``keep_signals``)."""
-        import pyarrow.compute as pc
-
-        if pairs.num_rows:
-            self.pairs_file.write_table(pairs)
-            self.digest.add(pairs.column("id").to_pylist(), pairs.column("weight").to_pylist())
-            for item in pc.value_counts(pairs.column("slices")).to_pylist():  # a few distinct tag sets
-                for key, value in json.loads(item["values"]).items():
-                    per_key = self.slices.setdefault(key, {})
-                    per_key[value] = per_key.get(value, 0) + item["counts"]
-            self.n_pairs += pairs.num_rows
-        if self.keep_signals and signals is not None and signals.num_rows:
-            self.signals_file.write_table(signals)
-
-    def reject(self, fate: Fate, raw: str | None) -> None:
-        """A record not accepted: to rejects.jsonl (in line order), counted, and named in ``problems``."""
-        self.rejects_file.write(json.dumps({"line": fate.line, "kind": fate.kind, "category": fate.category, "reason": fate.reason,
-                                            "raw": raw}, ensure_ascii=False) + "\n")
-        self.counts[fate.kind] += 1
-        if fate.kind == "excluded":
-            self.excluded[fate.category] += 1
-        self.problems.append(f"{self.path}:{fate.line}: {fate.kind}: {fate.reason}")
-
-    def add(self, built: Assembly, reread) -> None:
-        """An assembled dataset (combined signals): its pairs, signals and every record not accepted."""
-        for start in range(0, max(len(built.rows), len(built.signals)), WRITE_BATCH):
-            self.write(*tables(built.rows[start:start + WRITE_BATCH], built.signals[start:start + WRITE_BATCH]))
-        for fate, raw in _rejects(built, reread):
-            self.reject(fate, raw)
-        self.n_read, self.n_accepted = built.n_read, len(built.accepted)
-
-    def commit(self, ledger: Ledger, ctx: KindContext, *, kind: str, method: str, rules: IngestRules,
-               meta: dict[str, Any], source_file: str, source_hash: str) -> IngestResult:
-        """Close the files, rename the folder to the next version and record it in the ledger."""
-        if not self.n_pairs:
-            detail = f"; first problem: {self.problems[0]}" if self.problems else ""
-            raise PreflineError(f"{self.path}: no valid preference pairs among {self.n_read} record(s){detail}")
-        if self.judge:
-            _write_jsonl(ctx.audit, self.folder / "audit.jsonl")
-        self._close()
-        audit_name = "audit.jsonl" if self.judge else None
-        excluded = dict(sorted(self.excluded.items()))
-        stats = dict(sorted(ctx.stats.items()))
-        digest = self.digest.hexdigest()
-        unknown = dict(sorted(ctx.unknown.items()))
-        if unknown:  # once per file, first: the fields were kept, but the user may have misspelled one
-            self.problems.insert(0, f"{self.path}: field(s) the {kind} kind does not use, kept with each pair's signals under 'extra': "
-                                 + ", ".join(f"{name!r} ({n} record(s))" for name, n in unknown.items()))
-        counts = {"n_read": self.n_read, "n_accepted": self.n_accepted, "n_rejected": self.counts["rejected"],
-                  "n_duplicates": self.counts["duplicate"], "n_excluded": self.counts["excluded"], "n_pairs": self.n_pairs}
-        with version_lock(self.name):
-            for _ in range(100):
-                version = ledger.next_dataset_version(self.name)
-                final = self.folder.with_name(f"v{version}")
-                aside = move_orphan_aside(final)
-                if aside is not None:
-                    self.problems.append(f"moved {final} aside to {aside}: it had no ledger row (left by an interrupted ingest)")
-                self.folder.rename(final)
-                signals_path = str(final / "signals.parquet") if self.keep_signals else None
-                audit_path = str(final / audit_name) if audit_name else None
-                try:
-                    dataset_id = ledger.add_dataset(
-                        name=self.name, version=version, content_hash=digest,
-                        path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"),
-                        source_file=source_file, source_hash=source_hash, **counts,
-                        meta={"schema_version": SCHEMA_VERSION, **meta, "signal": kind, "consensus": method,
-                              "slices": self.slices, "excluded": excluded, "stats": stats,
-                              "rules": rules.model_dump(mode="json"), "signals_path": signals_path,
-                              "audit_path": audit_path, "unknown_fields": unknown},
-                    )
-                except VersionTaken:  # another ledger client (another machine) took the number: try the next
-                    final.rename(self.folder)
-                    continue
-                except BaseException:
-                    final.rename(self.folder)  # the with block removes it
-                    raise
-                break
-            else:
-                raise PreflineError(f"dataset {self.name}: could not allocate a version number after 100 tries")
-        self.committed = True
-        return IngestResult(
-            dataset_id=dataset_id, name=self.name, version=version, content_hash=digest,
-            path=str(final / "pairs.parquet"), rejects_path=str(final / "rejects.jsonl"), problems=self.problems,
-            excluded=excluded, stats=stats, signal=kind, consensus=method,
-            signals_path=signals_path, audit_path=audit_path, unknown_fields=unknown, **counts,
-        )
-
-
-# --- files ---------------------------------------------------------------------------------------
-
-_PARTIAL = re.compile(r"^\.ingest-(\d+)-.*\.partial$")
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def partial_folders() -> list[tuple[Path, int | None]]:
-    """Temporary folders of ingests in progress or killed: (folder, the writing process id, None if unknown)."""
-    root = home_dir("datasets")
-    found = []
-    for folder in sorted(root.glob("*/.ingest-*.partial")):
-        match = _PARTIAL.match(folder.name)
-        found.append((folder, int(match.group(1)) if match else None))
-    return found
-
-
-@contextmanager
-def version_lock(name: str) -> Iterator[None]:
-    """Held while a dataset version's number is chosen, its folder renamed into place and its ledger row added."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(home_dir("locks") / f"dataset-{name}.lock"), timeout=300)
-    try:
-        with lock:
-            yield
-    except Timeout:
-        raise PreflineError(f"dataset {name}: another process held its version lock for 5 minutes ({lock.lock_file})") from None
-
-
-def move_orphan_aside(final: Path) -> Path | None:
-    """A version folder the ledger does not list (its writer was killed between rename and insert) is
-    renamed ``.orphan-vN-...`` rather than deleted or overwritten; ``prefline doctor`` lists it."""
-    if not final.exists():
-        return None
-    aside = final.with_name(f".orphan-{final.name}-{os.getpid()}-{int(time.time())}")
-    final.rename(aside)
-    return aside
-
-
-def remove_stale_partials() -> list[Path]:
-    """Remove the temporary folders whose ingest process is gone (killed outright); return them."""
-    removed = []
-    for folder, pid in partial_folders():
-        if pid is not None and pid != os.getpid() and not process_alive(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def _schemas():
-    import pyarrow as pa
-
-    messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-    pairs = pa.schema([("id", pa.string()), ("prompt", messages), ("chosen", messages), ("rejected", messages),
-                       ("slices", pa.string()), ("source", pa.string()), ("weight", pa.float64()),
-                       ("confidence", pa.float64()), ("consensus", pa.string()), ("rule", pa.string()),
-                       ("n_signals", pa.int64()), ("axes", pa.string()), ("signals", pa.string()), ("key", pa.string())])
-    signals = pa.schema([("key", pa.string()), ("label", pa.string()), ("kind", pa.string()), ("rule", pa.string()),
-                         ("source", pa.string()), ("annotator", pa.string()), ("confidence", pa.float64()),
-                         ("excluded", pa.string()), ("signal", pa.string()), ("prompt", messages), ("a", messages), ("b", messages)])
-    return pairs, signals
-
-
-MESSAGE_COLUMNS = ("prompt", "chosen", "rejected", "a", "b")
-_SIGNAL_TEXTS = ("prompt", "a", "b")  # a signal's messages: columns of signals.parquet, not part of its JSON text
-
-
-def _messages_column(values: list[list[dict[str, str]]]):
-    """Message lists as an Arrow list-of-struct column, built from flat role and content arrays
-    (converting the dicts one by one costs ten times as much)."""
-    import pyarrow as pa
-
-    roles, contents, offsets = [], [], [0]
-    for messages in values:
-        for message in messages:
-            roles.append(message["role"])
-            contents.append(message["content"])
-        offsets.append(len(roles))
-    items = pa.StructArray.from_arrays([pa.array(roles, pa.string()), pa.array(contents, pa.string())], names=["role", "content"])
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items)
-
-
-def tables(rows: list[dict[str, Any]], signals: list[Signal] | None):
-    """Pair rows (as ``consensus.pair_row`` makes them) and signals -> the Arrow tables of
-    ``pairs.parquet`` and ``signals.parquet`` (None without signals)."""
-    pairs_schema, signals_schema = _schemas()
-    return (_table([consensus_mod.json_columns(row) for row in rows], pairs_schema),
-            _table([_signal_columns(s) for s in signals], signals_schema) if signals is not None else None)
-
-
-def _table(rows: list[dict[str, Any]], schema):
-    import pyarrow as pa
-
-    columns = {}
-    for column in schema:
-        values = [row[column.name] for row in rows]
-        columns[column.name] = _messages_column(values) if column.name in MESSAGE_COLUMNS else pa.array(values, column.type)
-    return pa.Table.from_pydict(columns, schema=schema)
-
-
-def _signal_columns(signal: Signal) -> dict[str, Any]:
-    """A signal's searchable fields and its messages as columns, and the rest of it as JSON text (``signal``)."""
-    fields = signal.to_row()
-    rest = {name: value for name, value in fields.items() if name not in _SIGNAL_TEXTS}
-    return {"key": signal.key, "label": signal.label, "kind": signal.kind, "rule": signal.rule, "source": signal.source,
-            "annotator": signal.annotator, "confidence": signal.confidence,
-            "excluded": signal.excluded["category"] if signal.excluded else None,
-            "signal": json.dumps(rest, ensure_ascii=False, sort_keys=True), **{name: fields[name] for name in _SIGNAL_TEXTS}}
-
-
-def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def require_files(dataset: dict[str, Any]) -> dict[str, Any]:
-    """The dataset row, if its pairs file is there; else a one-line error naming the missing file."""
-    if not Path(dataset["path"]).is_file():
-        raise PreflineError(f"dataset {dataset['name']}@{dataset['version']}: its file {dataset['path']} is missing (deleted or moved); "
-                            "`prefline doctor` lists every version whose files are gone")
-    return dataset
-
-
-def load_pairs(dataset: dict[str, Any]):
-    """A ledger dataset row -> a Hugging Face ``datasets.Dataset`` of pairs (``slices`` as JSON text)."""
-    from datasets import Dataset
-
-    return Dataset.from_parquet(str(Path(require_files(dataset)["path"])))
-
-
-def load_signals(dataset: dict[str, Any]) -> list[Signal]:
-    """Every signal a dataset version was built from (``signals.parquet`` beside its pairs).
-
-    Its messages are in the ``prompt``, ``a`` and ``b`` columns, or, in versions written before
-    those columns existed, in the ``signal`` JSON text with the rest. A version of plain pairs
-    has no such file: its signals are its pairs.
-    """
-    import pyarrow.parquet as pq
-
-    path = Path(dataset["path"]).with_name("signals.parquet")
-    meta = dataset.get("meta") or {}
-    if "signals_path" in meta and meta["signals_path"] is None:  # written without one: plain pairs
-        return _signals_of_plain_pairs(Path(require_files(dataset)["path"]))
-    if not path.is_file():
-        raise PreflineError(f"dataset {dataset['name']}@{dataset['version']} has no signals file ({path}); "
-                            "it was ingested before signals were stored: ingest its file again")
-    table = pq.read_table(path)
-    texts = [table.column(name).to_pylist() for name in _SIGNAL_TEXTS if name in table.column_names]
-    rows = [json.loads(text) for text in table.column("signal").to_pylist()]
-    if texts:
-        rows = [{**row, **dict(zip(_SIGNAL_TEXTS, messages))} for row, *messages in zip(rows, *texts)]
-    return [signal_from_row(row) for row in rows]
-
-
-def _signals_of_plain_pairs(path: Path) -> list[Signal]:
-    """The signals of a plain-pair version: one per pair, made again from its row (``signals`` holds its fields)."""
-    import pyarrow.parquet as pq
-
-    signals = []
-    for row in pq.read_table(path, columns=["prompt", "chosen", "rejected", "slices", "signals"]).to_pylist():
-        (given,) = json.loads(row["signals"])
-        signals.append(Signal(prompt=row["prompt"], a=row["chosen"], b=row["rejected"], label="a", kind=given["kind"],
-                              rule=given["rule"], source=given["source"], annotator=given["annotator"],
-                              rationale=given["rationale"], confidence=given["confidence"], slices=json.loads(row["slices"]),
-                              lines=given["lines"], meta={"extra": given["extra"]} if given.get("extra") else {}))
-    return signals
+    stored = out.commit(ledger, row)
+    signals_path, audit_path = paths(stored.folder)
+    return IngestResult(
+        dataset_id=stored.dataset_id, name=stored.name, version=stored.version, content_hash=stored.content_hash,
+        path=stored.path, rejects_path=stored.rejects_path, problems=out.problems,
+        excluded=excluded, stats=stats, signal=kind, consensus=method,
+        signals_path=signals_path, audit_path=audit_path, unknown_fields=unknown, **counts,
+    )

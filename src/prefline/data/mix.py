@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefline.data import dedup, diff
+from prefline.data import dedup, lineage, store
 from prefline.data.coverage import parse_slices
 from prefline.errors import PreflineError
 
@@ -105,8 +105,8 @@ def draw(table: pa.Table, rate: np.ndarray, seed: int) -> np.ndarray:
 
 def length_balance(table: pa.Table, seed: int) -> np.ndarray:
     """The rows kept so that, in each combination of slice tags, chosen-longer pairs are no more than the others."""
-    chosen = dedup.tokenize(diff.message_text(table.column("chosen"))).counts
-    rejected = dedup.tokenize(diff.message_text(table.column("rejected"))).counts
+    chosen = dedup.tokenize(store.message_text(table.column("chosen"))).counts
+    rejected = dedup.tokenize(store.message_text(table.column("rejected"))).counts
     longer = np.asarray(chosen) > np.asarray(rejected)
     if "slices" in table.column_names:
         strata = pc.dictionary_encode(pc.fill_null(table.column("slices").combine_chunks(), "")).indices.to_numpy(zero_copy_only=False)
@@ -132,7 +132,7 @@ def mix(name: str, sources: list[tuple[str, float]], ledger, by_slice: list[tupl
     slice_params = [{"key": k, "value": v, "weight": w} for k, v, w in by_slice]
     for ref, weight in sources:
         parent = ledger.get_dataset(ref)
-        table = diff.pairs_table(parent)
+        table = store.pairs_table(parent)
         keep = draw(table, rates(table, weight, by_slice), seed)
         drawn = table.filter(pa.array(keep))
         repeated = pc.is_in(drawn.column("id"), value_set=seen)
@@ -152,4 +152,4 @@ def mix(name: str, sources: list[tuple[str, float]], ledger, by_slice: list[tupl
         combined = combined.filter(pa.array(kept))
     if combined.num_rows == 0:
         raise PreflineError(f"mixture {name}: the weights keep no pairs")
-    return diff.write_version(combined, name, ledger, parents, rejects=rejects, major_share=major_share)
+    return lineage.write_version(combined, name, ledger, parents, rejects=rejects, major_share=major_share)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefline.data import dedup, diff
+from prefline.data import dedup, store
 from prefline.data.contamination import SuiteIndex, contamination_summary, match_prompts, suite_index
 from prefline.data.coverage import Detector, parse_slices, style_detectors
 
@@ -81,9 +81,9 @@ def batch_features(batch: pa.RecordBatch, context: ScanContext | None = None) ->
     ctx = context or _CONTEXT
     t = ctx.thresholds
     n = batch.num_rows
-    prompt = diff.message_text(batch.column("prompt"), "user")
-    chosen = diff.message_text(batch.column("chosen"))
-    rejected = diff.message_text(batch.column("rejected"))
+    prompt = store.message_text(batch.column("prompt"), "user")
+    chosen = store.message_text(batch.column("chosen"))
+    rejected = store.message_text(batch.column("rejected"))
     tp, tc, tr = dedup.tokenize(prompt), dedup.tokenize(chosen), dedup.tokenize(rejected)
     out: dict[str, Any] = {"n": n, "prompt_words": tp.counts, "chosen_words": tc.counts, "rejected_words": tr.counts}
 
@@ -191,7 +191,7 @@ class PairFeatures:
 
 def scan(pairs, ledger=None, thresholds: Thresholds | None = None, workers: int | None = None, light: bool = False,
          marker_sample: int | None = MARKER_SAMPLE) -> PairFeatures:
-    """Measure every pair of ``pairs`` (see ``diff.pair_batches`` for the accepted forms).
+    """Measure every pair of ``pairs`` (see ``store.pair_batches`` for the accepted forms).
 
     With a ``ledger``, prompts are also matched against its frozen suites. ``workers``
     processes share the batches (default: one under 20k pairs, else the CPUs available, at most
@@ -204,14 +204,14 @@ def scan(pairs, ledger=None, thresholds: Thresholds | None = None, workers: int 
     context = ScanContext(thresholds=thresholds, perms=dedup.permutations(),
                           index=suite_index(ledger) if ledger is not None and not light else None,
                           stopwords=dedup.SmallSet(dedup.tokenize(pa.array([" ".join(STOPWORDS)])).hashes), light=light)
-    n = diff.row_count(pairs)
+    n = store.row_count(pairs)
     if marker_sample and marker_sample < n:
         context.sample_cut = int(marker_sample / n * (1 << 64))
     if workers is None:  # starting processes costs more than it saves on small datasets
         workers = 1 if n < 20_000 else min(4, len(os.sched_getaffinity(0)))
 
     meta = MetaCollector()
-    batches = _with_meta(diff.pair_batches(pairs, ["id", "prompt", "chosen", "rejected", "source", "slices"]), meta)
+    batches = _with_meta(store.pair_batches(pairs, ["id", "prompt", "chosen", "rejected", "source", "slices"]), meta)
     if workers > 1:
         import multiprocessing
 
@@ -352,12 +352,12 @@ def close_calls(pairs, model: str | None, sample: int | None = None, seed: int =
     from prefline.evals.preference import sequence_logprobs, tokenize_response
     from prefline.models import load_model, load_tokenizer, resolve_model
 
-    n = diff.row_count(pairs)
+    n = store.row_count(pairs)
     rows = np.arange(n)
     if sample is not None and sample < n:
         rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
     wanted, picked, at = set(rows.tolist()), [], 0
-    for batch in diff.pair_batches(pairs, ["id", "prompt", "chosen", "rejected"]):
+    for batch in store.pair_batches(pairs, ["id", "prompt", "chosen", "rejected"]):
         local = [i - at for i in range(at, at + batch.num_rows) if i in wanted]
         if local:
             picked += batch.take(pa.array(local, pa.int64())).to_pylist()
@@ -400,9 +400,10 @@ def data_report(dataset: dict[str, Any], ledger, targets=None, model: str | None
                 marker_sample: int | None = MARKER_SAMPLE) -> dict[str, Any]:
     """The quality report of one dataset version, as JSON-ready data (see docs/data.md)."""
     from prefline.data.coverage import bias_profile, coverage, position_bias
-    from prefline.data.diff import lineage
+    from prefline.data.lineage import backfill, lineage
 
     thresholds = thresholds or Thresholds()
+    backfill(ledger, dataset)  # an ingested version's link to its previous one, recorded once, for the report's lineage
     started = time.perf_counter()
     features = scan(dataset, ledger, thresholds, workers, marker_sample=marker_sample)
     timings = {"scan": round(features.seconds, 3)}

@@ -84,7 +84,7 @@ def _cell_text(messages: list[dict[str, str]]) -> str:
 
 def export_review(dataset_ref: str, out: str | Path, ledger: Ledger, min_disagreement: float = 0.33) -> dict[str, Any]:
     """Write the review queue of a dataset version to ``out`` (.jsonl or .csv); return a summary."""
-    from prefline.data.ingest import load_signals
+    from prefline.data.store import load_signals
 
     out = Path(out)
     suffix = out.suffix.lower()
@@ -151,7 +151,8 @@ def _base_ref(path: Path, read, options) -> str | None:
 
 def import_review(path: str | Path, into: str, ledger: Ledger, base: str | None = None):
     """Decisions in a review file + the base version's signals -> a new version of ``into``."""
-    from prefline.data.ingest import VersionWriter, assemble, check_name, load_signals
+    from prefline.data.ingest import assemble, commit, write_assembly
+    from prefline.data.store import VersionWriter, check_name, load_signals
     from prefline.data.signals import IngestRules
 
     path = Path(path)
@@ -166,7 +167,7 @@ def import_review(path: str | Path, into: str, ledger: Ledger, base: str | None 
     ctx = KindContext(source=f"review:{path.name}", rules=rules)
     built = assemble(read(path, rules.read_options()), "review", ctx, method, carried=carried)
     with VersionWriter(into, path) as out:
-        out.add(built, lambda: read(path, rules.read_options()))
-        return out.commit(ledger, ctx, kind="review", method=method, rules=rules,
+        write_assembly(out, built, lambda: read(path, rules.read_options()))
+        return commit(out, ledger, ctx, kind="review", method=method, rules=rules,
                           meta={"format": path.suffix.lstrip("."), "base": f"{dataset['name']}@{dataset['version']}", "base_id": dataset["id"]},
                           source_file=str(path.resolve()), source_hash=file_hash(path))

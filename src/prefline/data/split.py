@@ -42,7 +42,8 @@ def heldout_groups(strata: list[str], keys: np.ndarray, share: float) -> np.ndar
 def split(dataset: str, heldout: float, ledger, seed: int = 0, train_name: str | None = None,
           heldout_name: str | None = None) -> dict[str, Any]:
     """Write ``NAME-train`` and ``NAME-heldout`` (or the given names) from one dataset version."""
-    from prefline.data.diff import pairs_table, write_version
+    from prefline.data.lineage import write_version
+    from prefline.data.store import pairs_table
     from prefline.data.mix import draw_keys
 
     if not 0.0 < heldout < 1.0:

@@ -22,7 +22,7 @@ JUDGE_DECODING = DecodingConfig(max_new_tokens=8, batch_size=16)
 
 
 def _pairs(dataset: dict[str, Any]) -> list[dict[str, Any]]:
-    from prefline.data.ingest import load_pairs
+    from prefline.data.store import load_pairs
 
     rows = load_pairs(dataset).to_list()
     return [{"id": r["id"], "slices": json.loads(r["slices"]), "prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}

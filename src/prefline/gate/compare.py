@@ -318,7 +318,7 @@ def data_notes(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any
     its primary parent (its previous version, or the source it was derived from). No note when
     both adapters learnt from the same version.
     """
-    from prefline.data.diff import lineage, parents
+    from prefline.data.lineage import backfill, parents
 
     cand = _adapter_and_dataset(ledger, cand_run)
     if cand is None:
@@ -327,13 +327,13 @@ def data_notes(ledger: Ledger, base_run: dict[str, Any], cand_run: dict[str, Any
     adapter, dataset = cand
     if base is not None and base[1]["id"] == dataset["id"]:
         return [], False
-    lineage(ledger, dataset)  # an ingested version's link to its previous one is recorded the first time it is asked for
-    primary = next((p for p in parents(ledger, dataset["id"]) if p["is_primary"]), None)
-    if primary is None or not primary["major_change"]:
+    backfill(ledger, dataset)  # an ingested version's link to its previous one, recorded the first time it is needed
+    primary = next((p for p in parents(ledger, dataset["id"]) if p.is_primary), None)
+    if primary is None or not primary.major_change:
         return [], False
     note = (f"candidate adapter {adapter['name']} was trained on {dataset['name']}@{dataset['version']}, a major change from "
-            f"{primary['parent_name']}@{primary['parent_version']}: {primary['changed_share']:.0%} of its pairs changed "
-            f"(major above {(primary['diff'] or {}).get('major_share', 0):.0%})")
+            f"{primary.parent_name}@{primary.parent_version}: {primary.changed_share:.0%} of its pairs changed "
+            f"(major above {(primary.diff or {}).get('major_share', 0):.0%})")
     if base is not None:
         note += f"; the baseline adapter {base[0]['name']} was trained on {base[1]['name']}@{base[1]['version']}"
     return [note], True

@@ -23,22 +23,22 @@ CURVES = {
 
 
 def adapter_data(ledger: Ledger, name: str) -> dict[str, Any]:
-    from prefline.data.diff import lineage
-    from prefline.train.records import probes
+    from prefline.data.lineage import backfill, lineage
 
     adapter = ledger.get_adapter(name, finished=False)
     dataset = next((d for d in ledger.list_datasets() if d["id"] == adapter["dataset_id"]), None)
     data_context = None
     if dataset is not None:
+        backfill(ledger, dataset)  # an ingested version's link to its previous one, recorded once
         data_context = {"id": dataset["id"], "name": dataset["name"], "version": dataset["version"], "hash": dataset["content_hash"],
                         "pairs": dataset.get("n_pairs") or dataset["n_accepted"], "lineage": lineage(ledger, dataset)["parents"]}
-    taken = probes(ledger, adapter["id"])
+    taken = ledger.probes(adapter["id"])
     return {
         "kind": "prefline.adapter_report", "report_version": REPORT_VERSION,
         "adapter": adapter,
         "dataset": data_context,
         "steps": [{"step": s["step"], "metrics": s["metrics"]} for s in ledger.train_steps(adapter["id"])],
-        "probes": [{"step": p["step"], "metrics": p["metrics"], "outputs": p["outputs"]} for p in taken],
+        "probes": [{"step": p.step, "metrics": p.metrics, "outputs": p.outputs} for p in taken],
         "runs": [{"id": r["id"], "suite": r["suite_name"], "status": r["status"], "created_at": r["created_at"]}
                  for r in ledger.list_runs() if r["adapter_id"] == adapter["id"]],
     }

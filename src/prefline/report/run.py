@@ -24,7 +24,7 @@ SECTION_TITLES = {
 
 def run_context(ledger: Ledger, run: dict[str, Any]) -> dict[str, Any]:
     """Names and lineage for a run's ids: suite name/version/hash, adapter, its dataset and that dataset's parents."""
-    from prefline.data.diff import lineage
+    from prefline.data.lineage import backfill, lineage
 
     suite_row = ledger.get_suite(run["suite_hash"])
     context: dict[str, Any] = {
@@ -40,6 +40,7 @@ def run_context(ledger: Ledger, run: dict[str, Any]) -> dict[str, Any]:
                               "surface": adapter["surface"], "seed": adapter["seed"]}
         dataset = next((d for d in ledger.list_datasets() if d["id"] == adapter["dataset_id"]), None)
         if dataset is not None:
+            backfill(ledger, dataset)  # an ingested version's link to its previous one, recorded once
             context["dataset"] = {"id": dataset["id"], "name": dataset["name"], "version": dataset["version"],
                                   "hash": dataset["content_hash"], "pairs": dataset.get("n_pairs") or dataset["n_accepted"],
                                   "lineage": lineage(ledger, dataset)["parents"]}

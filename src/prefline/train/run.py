@@ -26,16 +26,15 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from prefline.config import TrainConfig
-from prefline.data.ingest import check_name, load_pairs
+from prefline.data.store import check_name, load_pairs
 from prefline.errors import PreflineError
 from prefline.hashing import folder_hash
 from prefline.home import home_dir
-from prefline.ledger import Ledger
+from prefline.ledger import Ledger, utcnow
 from prefline.models import load_model, load_tokenizer, resolve_model
 from prefline.provenance import software_versions
 from prefline.train.methods import METHODS, WEIGHT_COLUMN, Method, get_method
 from prefline.train.probes import DriftProbe, probe_items
-from prefline.train.records import add_probe, forget_after, probes
 from prefline.train.surfaces import apply_surface
 from prefline.train.traps import find_traps
 
@@ -131,10 +130,10 @@ def resume(name: str, ledger: Ledger, show_progress: bool = True) -> dict[str, A
     if main:
         if checkpoint is None:
             shutil.rmtree(out, ignore_errors=True)
-        forget_after(ledger, adapter["id"], step if checkpoint else -1)
+        ledger.forget_steps_after(adapter["id"], step if checkpoint else -1)
         ledger.update_adapter(adapter["id"], status="running", finished_at=None)
     if checkpoint is not None and config.probe_every:
-        baseline = next((p["metrics"] for p in probes(ledger, adapter["id"]) if p["step"] == 0), None)
+        baseline = next((p.metrics for p in ledger.probes(adapter["id"]) if p.step == 0), None)
     run = _Run(spec, config, ledger, adapter["id"], main, out, model_ref, args, show_progress, resume_from=checkpoint, baseline=baseline)
     return run.train(pairs, name)
 
@@ -212,7 +211,7 @@ class _Run:
             if config.probe_every:
                 adapter_id = self.adapter_id
                 probe = DriftProbe(config, load_tokenizer(self.model_ref, padding_side="left"),
-                                   record=lambda step, metrics, outputs: add_probe(ledger, adapter_id, step, metrics, outputs),
+                                   record=lambda step, metrics, outputs: ledger.add_probe(adapter_id, step, metrics, outputs),
                                    notify=recorder.notify, baseline=self.baseline)
                 callbacks.append(probe)
             trainer = spec.trainer_class()(
@@ -234,10 +233,10 @@ class _Run:
                     metrics["notes"] = self.notes
                 if self.resume_from is not None:
                     metrics["resumed_from_step"] = int(self.resume_from.name.rsplit("-", 1)[1])
-                ledger.update_adapter(self.adapter_id, status="done", adapter_hash=folder_hash(self.out), metrics=metrics, finished_at=_utcnow())
+                ledger.update_adapter(self.adapter_id, status="done", adapter_hash=folder_hash(self.out), metrics=metrics, finished_at=utcnow())
         except BaseException:
             if self.main:
-                ledger.update_adapter(self.adapter_id, status="failed", finished_at=_utcnow())
+                ledger.update_adapter(self.adapter_id, status="failed", finished_at=utcnow())
             raise
         PartialState().wait_for_everyone()  # the other processes read the row the main one just wrote
         return ledger.get_adapter(name)
@@ -319,12 +318,6 @@ def trl_config(spec: Method, config: TrainConfig, output_dir: Path):
         use_cpu=not torch.cuda.is_available(),
         **spec.trl_args(config),
     )
-
-
-def _utcnow():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def summarize(log_history: list[dict[str, Any]], final: dict[str, Any], n_pairs: int, n_rows: int) -> dict[str, Any]:
