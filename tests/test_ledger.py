@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from prefline.errors import PreflineError
-from prefline.ledger import MIGRATIONS, Ledger, migrate
+from prefline.ledger import MIGRATIONS, SUMMARY_FORMAT, Ledger, LineageRow, ProbeRow, migrate
 
 # The schema every stage relies on. A migration that changes it must change this too.
 EXPECTED_COLUMNS = {
@@ -94,6 +94,47 @@ def test_lineage_round_trip(db_url):
     assert ledger.get_run(run)["status"] == "done"
     assert ledger.generations(run)[0]["output"] == "héllo"
     assert [s["value"] for s in ledger.scores(run)] == [1.0, None]
+
+
+def test_typed_rows_for_probes_and_lineage(db_url):
+    ledger = Ledger(db_url)
+    d1, d2 = _dataset(ledger), _dataset(ledger, version=2)
+    assert ledger.previous_dataset("d", 2)["id"] == d1 and ledger.previous_dataset("d", 1) is None
+    assert ledger.dataset_parents(d2) == []
+    ledger.add_lineage(dataset_id=d2, parent_id=d1, relation="refresh", params=None, diff={"added": 1}, changed_share=0.5,
+                       major_change=True, is_primary=True)
+    (link,) = ledger.dataset_parents(d2)
+    assert isinstance(link, LineageRow)
+    assert (link.parent_name, link.parent_version, link.relation, link.diff, link.changed_share, link.major_change, link.is_primary) == \
+        ("d", 1, "refresh", {"added": 1}, 0.5, True, True)
+
+    a = ledger.add_adapter(name="a", method="dpo", status="running", base_model="m", base_model_hash="b" * 64,
+                           dataset_id=d1, dataset_hash="h" * 64, config={}, seed=0)
+    for step in (0, 2, 4):
+        ledger.add_train_step(a, step, {"loss": 1.0 / (step + 1)})
+        ledger.add_probe(a, step, {"length_tokens": float(step)}, [{"item": "x", "output": "y" * step}])
+    taken = ledger.probes(a)
+    assert all(isinstance(p, ProbeRow) for p in taken) and [p.step for p in taken] == [0, 2, 4]
+    assert taken[1].metrics == {"length_tokens": 2.0} and taken[2].outputs == [{"item": "x", "output": "yyyy"}]
+    ledger.forget_steps_after(a, 2)  # a resumed run records the later steps again
+    assert [p.step for p in ledger.probes(a)] == [0, 2] and [s["step"] for s in ledger.train_steps(a)] == [0, 2]
+
+
+def test_run_summary_is_stored_with_its_format_version(db_url):
+    ledger = Ledger(db_url)
+    run = ledger.add_run(suite_name="s", suite_hash="s" * 64, model="m", model_hash="b" * 64, backend="hf",
+                         decoding={}, seed=0, scorers=["length"])
+    metrics = {"length_words": {"overall": {"n": 2, "mean": 3.0, "ci": [2.0, 4.0]}}}
+    ledger.finish_run(run, metrics)
+    with sa.create_engine(db_url).connect() as conn:
+        stored = conn.execute(sa.text("SELECT summary FROM eval_runs WHERE id = :id"), {"id": run}).scalar_one()
+    stored = stored if isinstance(stored, dict) else __import__("json").loads(stored)
+    assert stored == {"format_version": SUMMARY_FORMAT, "metrics": metrics}
+    assert ledger.get_run(run)["summary"] == metrics and ledger.list_runs()[0]["summary"] == metrics
+    # a run finished before summaries carried a version reads the same
+    with sa.create_engine(db_url).begin() as conn:
+        conn.execute(ledger.t["eval_runs"].update().values(summary=metrics))
+    assert ledger.get_run(run)["summary"] == metrics
 
 
 def test_unknown_references_are_clear_errors(ledger):

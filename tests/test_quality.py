@@ -14,7 +14,8 @@ from prefline.cli import app
 from prefline.data.coverage import CoverageTargets, load_targets
 from prefline.stats import wilson
 from prefline.data.ingest import ingest
-from prefline.data.quality import Thresholds, close_calls, data_report, in_sample, scan
+from prefline.data.quality import Thresholds, data_report, in_sample, scan
+from prefline.evals.close_calls import close_calls, scorer
 from prefline.errors import PreflineError
 
 runner = CliRunner()
@@ -205,7 +206,7 @@ def test_close_calls_on_the_tiny_model(tmp_path, ledger, tiny_model_dir):
 
 def test_close_calls_in_the_report_and_sample(tmp_path, ledger, tiny_model_dir):
     data = dataset(tmp_path, ledger, TRIVIAL)
-    report = data_report(data, ledger, model=str(tiny_model_dir), close_call_sample=4, score_close_calls=True)
+    report = data_report(data, ledger, close_calls=scorer(str(tiny_model_dir), 4))
     close = report["negatives"]["close_calls"]
     assert close["pairs_scored"] == 4 and close["sampled"] is True
     assert "_separated_rows" not in close

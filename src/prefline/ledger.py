@@ -41,8 +41,10 @@ def utcnow() -> datetime:
 RunStatus = Literal["running", "done", "failed"]        # eval_runs.status
 AdapterStatus = Literal["running", "done", "failed"]    # adapters.status
 Relation = Literal["refresh", "mix", "decontaminate", "split"]  # dataset_lineage.relation
-SUMMARY_FORMAT = 1   # eval_runs.summary["format_version"]: the shape of a finished run's summary
-RESULTS_FORMAT = 1   # gate_decisions.results["format_version"]: the shape of a decision's results
+# eval_runs.summary is stored as {"format_version": SUMMARY_FORMAT, "metrics": {metric: {slice: {n, mean, ci}}}};
+# runs finished before it carried a version hold the metrics alone. Reading a run gives the metrics as
+# ``summary`` either way. (gate_decisions.results carries its own ``format_version``: gate.compare's.)
+SUMMARY_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,14 @@ class ProbeRow:
     metrics: dict[str, Any]
     outputs: list[dict[str, Any]]
     created_at: datetime
+
+
+def _run(row: dict[str, Any]) -> dict[str, Any]:
+    """An eval_runs row with its stored summary read back as the metrics it holds (see SUMMARY_FORMAT)."""
+    summary = row.get("summary")
+    if isinstance(summary, dict) and "format_version" in summary:
+        row["summary"] = summary["metrics"]
+    return row
 
 
 def _typed(cls, row: dict[str, Any]):
@@ -592,7 +602,9 @@ class Ledger:
         return self._insert("eval_runs", created_at=utcnow(), status="running", **values)
 
     def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
-        self._update("eval_runs", run_id, status="done", summary=summary, finished_at=utcnow())
+        """Mark a run ``done`` with its summary (metric -> slice -> n, mean, interval)."""
+        self._update("eval_runs", run_id, status="done", summary={"format_version": SUMMARY_FORMAT, "metrics": summary},
+                     finished_at=utcnow())
 
     def fail_run(self, run_id: int, reason: str) -> None:
         """Mark a run that stopped with an error (or an interrupt) ``failed``, with the reason."""
@@ -605,11 +617,11 @@ class Ledger:
         row = self._one(sa.select(t).where(t.c.id == int(run_id)))
         if row is None:
             raise PreflineError(f"unknown eval run {run_id}; `prefline runs list` shows them")
-        return row
+        return _run(row)
 
     def list_runs(self) -> list[dict[str, Any]]:
         t = self.t["eval_runs"]
-        return self._rows(sa.select(t).order_by(t.c.id))
+        return [_run(row) for row in self._rows(sa.select(t).order_by(t.c.id))]
 
     def add_generations(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
         rows = [{"run_id": run_id, **row} for row in rows]

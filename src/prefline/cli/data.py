@@ -123,7 +123,9 @@ def data_report(
     row = require_files(the_ledger.get_dataset(dataset))
     if close_calls:
         quiet()
-    report = build(row, the_ledger, wanted, model=model, close_call_sample=sample, score_close_calls=close_calls, workers=workers)
+    from prefline.evals.close_calls import scorer
+
+    report = build(row, the_ledger, wanted, close_calls=scorer(model, sample) if close_calls else None, workers=workers)
     if html:
         from prefline.report.data_html import write_html
 

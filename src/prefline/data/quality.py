@@ -14,7 +14,7 @@ import importlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -308,10 +308,6 @@ def _collect(results, n: int, meta: MetaCollector, light: bool = False) -> PairF
 
 # --- informative negatives -----------------------------------------------------------------
 
-CLOSE_CALL_SCALE = 0.5   # nats per token: the reference margin at which the close-call score is 1/e
-CLOSE = 0.5              # a score at least this is a close call (a margin under ~0.35 nats/token)
-SEPARATED = 0.1          # a score under this (a margin over ~1.15 nats/token) is already decided by the reference
-
 
 def negatives_summary(features: PairFeatures, close: dict[str, Any] | None = None) -> dict[str, Any]:
     """Trivial-negative flags with examples, and how many pairs teach nothing.
@@ -340,65 +336,17 @@ def negatives_summary(features: PairFeatures, close: dict[str, Any] | None = Non
     return section
 
 
-def close_calls(pairs, model: str | None, sample: int | None = None, seed: int = 0, batch_size: int = 8) -> dict[str, Any]:
-    """Score how close each pair is for the reference model (the base model, no adapter).
-
-    The margin is the reference model's mean log-probability per response token of the chosen
-    response minus that of the rejected one (``prefline.evals.preference.sequence_logprobs``);
-    per token, so that length alone does not decide it. The close-call score is
-    ``exp(-|margin| / CLOSE_CALL_SCALE)``: 1 when the model finds both equally plausible, near 0
-    when one is far more likely. With ``sample``, that many pairs (chosen by ``seed``) are scored.
-    """
-    from prefline.evals.preference import sequence_logprobs, tokenize_response
-    from prefline.models import load_model, load_tokenizer, resolve_model
-
-    n = store.row_count(pairs)
-    rows = np.arange(n)
-    if sample is not None and sample < n:
-        rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
-    wanted, picked, at = set(rows.tolist()), [], 0
-    for batch in store.pair_batches(pairs, ["id", "prompt", "chosen", "rejected"]):
-        local = [i - at for i in range(at, at + batch.num_rows) if i in wanted]
-        if local:
-            picked += batch.take(pa.array(local, pa.int64())).to_pylist()
-        at += batch.num_rows
-    ref = resolve_model(model)
-    tokenizer, lm = load_tokenizer(ref, padding_side="right"), load_model(ref)
-    chosen = [tokenize_response(tokenizer, _messages(p["prompt"], "user"), _messages(p["chosen"], "assistant")) for p in picked]
-    rejected = [tokenize_response(tokenizer, _messages(p["prompt"], "user"), _messages(p["rejected"], "assistant")) for p in picked]
-    logps = sequence_logprobs(lm, tokenizer, chosen + rejected, batch_size=batch_size)
-    lengths = np.array([max(len(t.response), 1) for t in chosen + rejected], dtype=np.float64)
-    per_token = logps / lengths
-    margin = per_token[:len(picked)] - per_token[len(picked):]
-    score = np.exp(-np.abs(margin) / CLOSE_CALL_SCALE)
-    order = np.argsort(-score, kind="stable")
-    counts, edges = np.histogram(score, bins=np.linspace(0, 1, 11))
-    listed = lambda idx: [{"id": picked[i]["id"], "margin": round(float(margin[i]), 4), "score": round(float(score[i]), 4)} for i in idx]  # noqa: E731
-    return {
-        "model": ref.spec, "model_hash": ref.hash, "pairs_scored": len(picked), "sampled": len(picked) < n,
-        "scale": CLOSE_CALL_SCALE, "close_threshold": CLOSE, "separated_threshold": SEPARATED,
-        "mean_margin": round(float(margin.mean()), 4) if len(picked) else None,
-        "close": int((score >= CLOSE).sum()),
-        "separated": int(((score < SEPARATED) & (margin > 0)).sum()),
-        "reversed": int(((score < SEPARATED) & (margin < 0)).sum()),
-        "histogram": {"edges": [round(float(e), 2) for e in edges], "counts": counts.tolist()},
-        "closest": listed(order[:dedup.MAX_LISTED]), "most_separated": listed(order[::-1][:dedup.MAX_LISTED]),
-        "pairs": listed(range(len(picked))),  # every scored pair, in dataset order
-        "_separated_rows": rows[(score < SEPARATED) & (margin > 0)] if len(picked) else np.zeros(0, np.int64),
-    }
-
-
-def _messages(value: Any, role: str) -> list[dict[str, str]]:
-    return [{"role": role, "content": value}] if isinstance(value, str) else list(value)
-
-
 # --- the report ----------------------------------------------------------------------------
 
 
-def data_report(dataset: dict[str, Any], ledger, targets=None, model: str | None = None, close_call_sample: int | None = None,
-                score_close_calls: bool = False, thresholds: Thresholds | None = None, workers: int | None = None,
+def data_report(dataset: dict[str, Any], ledger, targets=None, close_calls: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                thresholds: Thresholds | None = None, workers: int | None = None,
                 marker_sample: int | None = MARKER_SAMPLE) -> dict[str, Any]:
-    """The quality report of one dataset version, as JSON-ready data (see docs/data.md)."""
+    """The quality report of one dataset version, as JSON-ready data (see docs/data.md).
+
+    ``close_calls``: a function that scores the version's pairs with a reference model
+    (``prefline.evals.close_calls.scorer``); without it, the report has no close calls.
+    """
     from prefline.data.coverage import bias_profile, coverage, position_bias
     from prefline.data.lineage import backfill, lineage
 
@@ -408,9 +356,9 @@ def data_report(dataset: dict[str, Any], ledger, targets=None, model: str | None
     features = scan(dataset, ledger, thresholds, workers, marker_sample=marker_sample)
     timings = {"scan": round(features.seconds, 3)}
     close = None
-    if score_close_calls:
+    if close_calls is not None:
         mark = time.perf_counter()
-        close = close_calls(dataset, model, close_call_sample)
+        close = close_calls(dataset)
         timings["close_calls"] = round(time.perf_counter() - mark, 3)
     bias = bias_profile(features, thresholds, RATIO_BINS)
     bias["detectors"] = features.detectors

@@ -331,11 +331,3 @@ def read_judge(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signa
 
     yield from per_record(records, ctx, parse)
 
-
-def _register_other_kinds() -> None:
-    # ratings and events gather several records per signal, review reads back the review queue:
-    # each has a module of its own, which registers its kind.
-    from prefline.data import events, ratings, review  # noqa: F401
-
-
-_register_other_kinds()

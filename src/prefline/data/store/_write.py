@@ -174,15 +174,19 @@ class VersionWriter:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         return name
 
+    def require_pairs(self) -> None:
+        """A one-line error naming the first problem when nothing written made a pair."""
+        if not self.n_pairs:
+            detail = f"; first problem: {self.problems[0]}" if self.problems else ""
+            raise PreflineError(f"{self.path}: no valid preference pairs among {self.n_read} record(s){detail}")
+
     def commit(self, ledger: Ledger, row: Callable[[Path], dict[str, Any]]) -> StoredVersion:
         """Close the files, rename the folder to the next version and record it in the ledger.
 
         ``row(final_folder)`` gives the ledger row's other columns (counts, ``meta``, source);
         the name, version, content hash and paths are the writer's.
         """
-        if not self.n_pairs:
-            detail = f"; first problem: {self.problems[0]}" if self.problems else ""
-            raise PreflineError(f"{self.path}: no valid preference pairs among {self.n_read} record(s){detail}")
+        self.require_pairs()
         self._close()
         digest = self.digest.hexdigest()
         with version_lock(self.name):
