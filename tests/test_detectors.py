@@ -18,13 +18,13 @@ import pytest
 
 from prefline.evals.backends import Generation
 from prefline.evals.scorers import get_scorers
-from prefline.evals.scorers.style_hedging import detect_hedging
 from prefline.evals.scorers.style_mirroring import mirroring_share
-from prefline.evals.scorers.style_refusal import _classify, classify_refusal
-from prefline.evals.scorers.style_refusal_rules import CUE_NEEDLES, REFUSAL_CUES
 from prefline.evals.scorers.style_sycophancy import judge_sycophancy
-from prefline.evals.scorers.style_text import prepare, split_clauses
 from prefline.evals.suite import SuiteItem
+from prefline.text.hedging import detect_hedging
+from prefline.text.refusal import _classify, classify_refusal
+from prefline.text.refusal_rules import CUE_NEEDLES, REFUSAL_CUES
+from prefline.text.words import prepare, split_clauses
 
 DATA = Path(__file__).parent / "data" / "validation"
 

@@ -14,8 +14,8 @@ import pytest
 from prefline.evals.backends import Generation
 from prefline.evals.scorers import SCORERS, get_scorers
 from prefline.evals.scorers.evidence import CLAUSE_START, _opens_clause, detect_abstention, point_present, unsupported_specifics
-from prefline.evals.scorers.evidence_citations import find_markers, title_matches
-from prefline.evals.scorers.evidence_text import contains_reference, numbers, split_sentences
+from prefline.text.citations import find_markers, title_matches
+from prefline.text.evidence import contains_reference, numbers, split_sentences
 from prefline.evals.suite import Source, SuiteItem
 
 get_scorers(["length"])  # registers the built-in scorer modules

@@ -7,9 +7,8 @@ import pytest
 from prefline.errors import PreflineError
 from prefline.evals.backends import Generation
 from prefline.evals.scorers import SCORERS, get_scorers, scorer
-from prefline.evals.scorers.style_refusal import detect_refusal
-from prefline.evals.scorers.style_text import count_words
-from prefline.evals.scorers.style_hedging import detect_hedging
+from prefline.text.refusal import detect_refusal
+from prefline.text.words import count_words
 from prefline.evals.scorers.style_refusal import (
     classify_refusal,
     llm_judge_classifier,
@@ -17,6 +16,7 @@ from prefline.evals.scorers.style_refusal import (
     register_refusal_scorer,
 )
 from prefline.evals.suite import SuiteItem
+from prefline.text.hedging import detect_hedging
 
 REFUSALS = [
     "I'm sorry, but I can't help with that.",

@@ -32,7 +32,6 @@ the signals the dataset was built from.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from collections.abc import Callable
@@ -45,6 +44,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from prefline.config import load_yaml
 from prefline.stats import wilson
+from prefline.text.citations import find_markers
+from prefline.text.hedging import detect_hedging
+from prefline.text.refusal import detect_refusal
 
 # The slice keys a preference dataset is expected to be tagged with; the report says which are missing.
 STANDARD_KEYS = ("intent", "difficulty", "risk", "tool_use", "long_context", "surface")
@@ -149,11 +151,11 @@ def coverage(code_counts: np.ndarray, slices: list[dict[str, str]], targets: Cov
 
 
 MARKERS = ("refuses", "hedges", "cites")
-# Where each style marker's detector lives (the first one found is used) and how its result reads as yes/no.
-DETECTORS: dict[str, list[tuple[str, str, Callable[[Callable, str], bool]]]] = {
-    "refuses": [("prefline.evals.scorers.style_refusal", "detect_refusal", lambda fn, text: bool(fn(text)[0]))],
-    "hedges": [("prefline.evals.scorers.style_hedging", "detect_hedging", lambda fn, text: bool(fn(text).get("hedged")))],
-    "cites": [("prefline.evals.scorers.evidence_citations", "find_markers", lambda fn, text: bool(fn(text, [])))],
+# Each style marker's detector (the eval scorers use the same functions) and how its result reads as yes/no.
+DETECTORS: dict[str, tuple[Callable, Callable[[Callable, str], bool]]] = {
+    "refuses": (detect_refusal, lambda fn, text: bool(fn(text)[0])),
+    "hedges": (detect_hedging, lambda fn, text: bool(fn(text).get("hedged"))),
+    "cites": (find_markers, lambda fn, text: bool(fn(text, []))),
 }
 
 
@@ -169,19 +171,10 @@ class Detector:
         return np.fromiter((self.fn(text) for text in texts), dtype=bool, count=len(texts))
 
 
-def style_detectors() -> dict[str, Detector | None]:
-    """The style detectors this install has (None for one that is missing)."""
-    found: dict[str, Detector | None] = {}
-    for name, candidates in DETECTORS.items():
-        found[name] = None
-        for module_name, attr, read in candidates:
-            try:
-                fn = getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError):
-                continue
-            found[name] = Detector(name, f"{module_name}.{attr}", lambda text, fn=fn, read=read: read(fn, text))
-            break
-    return found
+def style_detectors() -> dict[str, Detector]:
+    """The style detectors, by marker name."""
+    return {name: Detector(name, f"{fn.__module__}.{fn.__name__}", lambda text, fn=fn, read=read: read(fn, text))
+            for name, (fn, read) in DETECTORS.items()}
 
 
 def groups(sources: list[str], source_code: np.ndarray, slices: list[dict[str, str]], slices_code: np.ndarray) -> dict[str, dict[str, np.ndarray]]:

@@ -10,7 +10,6 @@ negatives, duplicates, contamination. Nothing is held per pair as a Python objec
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 from prefline.data import dedup, store
 from prefline.data.contamination import SuiteIndex, contamination_summary, match_prompts, suite_index
 from prefline.data.coverage import Detector, parse_slices, style_detectors
+from prefline.text.refusal_rules import CUE_GATE
 
 REPORT_VERSION = 1
 
@@ -151,13 +151,13 @@ def _off_topic(candidates: np.ndarray, chosen: pa.Array, rejected: pa.Array, ref
     """
     if refuses is None or not candidates.any():
         return candidates
-    gate = getattr(importlib.import_module(refuses.origin.rpartition(".")[0]), "CUE_GATE", None)
+    gate = CUE_GATE  # the refusal detector's own cue gate (prefline.text.refusal_rules)
     out = candidates.copy()
     for side in (rejected, chosen):
         rows = np.flatnonzero(out)
         texts = side.take(pa.array(rows, pa.int64())).to_pylist()
         for row, text in zip(rows.tolist(), texts):
-            if (gate is None or gate.search(text.lower().replace("’", "'"))) and refuses.fn(text):
+            if gate.search(text.lower().replace("’", "'")) and refuses.fn(text):
                 out[row] = False
     return out
 

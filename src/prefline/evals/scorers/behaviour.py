@@ -19,8 +19,8 @@ from prefline.evals.scorers import Score, scorer
 from prefline.evals.scorers.behaviour_embedding import EMBEDDING_METHOD, LEXICAL_METHOD, pair_similarities
 from prefline.evals.scorers.behaviour_instructions import check_instruction, validate_constraints
 from prefline.evals.scorers.behaviour_structured import argument_mismatches, find_tool_calls, parse_json_response, schema_errors
-from prefline.evals.scorers.evidence_text import contains_reference
-from prefline.evals.scorers.style_refusal import detect_refusal
+from prefline.text.evidence import contains_reference
+from prefline.text.refusal import detect_refusal
 
 
 def _none(*metrics: str) -> dict[str, Score]:

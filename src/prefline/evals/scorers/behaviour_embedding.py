@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefline.evals.scorers.evidence_text import content_words
+from prefline.text.evidence import content_words
 from prefline.home import home_dir
 
 EMBEDDING_METHOD = "embedding:all-MiniLM-L6-v2"

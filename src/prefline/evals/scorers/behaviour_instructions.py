@@ -22,7 +22,7 @@ from typing import Any
 from prefline.errors import PreflineError
 from prefline.registry import Registry
 from prefline.evals.scorers.behaviour_language import detect_language
-from prefline.evals.scorers.style_text import count_words
+from prefline.text.words import count_words
 
 Check = Callable[[str, dict[str, Any]], tuple[bool, str]]
 RELATIONS = ("at_least", "at_most", "exactly")

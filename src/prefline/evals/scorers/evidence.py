@@ -16,10 +16,10 @@ from functools import lru_cache
 from typing import Any
 
 from prefline.evals.scorers import Score, scorer
-from prefline.evals.scorers.evidence_citations import Marker, find_markers
-from prefline.evals.scorers.evidence_text import (contains_reference, content_words, numbers, phrase_in, recall,
+from prefline.text.citations import Marker, find_markers
+from prefline.text.evidence import (contains_reference, content_words, numbers, phrase_in, recall,
                                                   sentence_spans, words)
-from prefline.evals.scorers.style_refusal import detect_refusal
+from prefline.text.refusal import detect_refusal
 
 # A cited sentence is supported when at least half of its content words occur in the cited source
 # (title included) and every number it states occurs there too. Paraphrase lowers recall, so this

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from prefline.evals.scorers import Score, scorer
-from prefline.evals.scorers.style_text import count_words, split_sentences
+from prefline.text.words import count_words, split_sentences
 
 _CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from prefline.evals.scorers import Score, scorer
-from prefline.evals.scorers.style_text import STOPWORDS, tokens
+from prefline.text.words import STOPWORDS, tokens
 
 NGRAM = 3
 _CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]+`", re.DOTALL)

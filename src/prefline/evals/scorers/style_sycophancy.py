@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from prefline.evals.scorers import Score, scorer
-from prefline.evals.scorers.style_text import STOPWORDS, lower_rx, normalize, prepare
+from prefline.text.words import STOPWORDS, lower_rx, normalize, prepare
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _CLAUSE = re.compile(r"[.!?;:,\n]+\s*|\s+(?:but|however|whereas|although|though)\s+|\s+[—–]\s+")

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from prefline.evals.scorers import Score, scorer
-from prefline.evals.scorers.style_text import count_words
+from prefline.text.words import count_words
 
 WORDS_PER_MINUTE = 150  # a typical conversational speaking rate for text-to-speech
 TOO_LONG_S = 30.0  # a spoken answer longer than this loses the listener (the metric's threshold)

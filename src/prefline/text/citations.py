@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from prefline.evals.scorers.evidence_text import STOPWORDS, fold
+from prefline.text.evidence import STOPWORDS, fold
 
 ORDINALS = {w: i for i, w in enumerate("first second third fourth fifth sixth seventh eighth ninth tenth".split(), start=1)}
 SOURCE_PREFIX = r"(?:source|src|document|doc|passage|reference|ref|excerpt|text)s?"

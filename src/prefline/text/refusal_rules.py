@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from prefline.evals.scorers.style_text import lower_rx
+from prefline.text.words import lower_rx
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
