@@ -1,7 +1,7 @@
 """The phrase rules the refusal classifier (``style_refusal``) reads: what a refusal, a
 withheld part, a deflection, an evasion, an offer, a pointer elsewhere and an explanation
 look like. Every pattern reads lower-cased text with quoted speech and code removed
-(``style_text.prepare``).
+(``prefline.text.words.prepare``).
 
 docs/detectors.md gives their measured accuracy on the hand-labelled sets in
 tests/data/validation/, including a held-out set, and the phrasings they are known to miss.

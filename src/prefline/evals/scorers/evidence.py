@@ -1,6 +1,6 @@
 """Evidence scorers: is what the response asserts backed by the sources it was given, or by the truth?
 
-- ``citations``: every citation marker resolves to a provided source (see ``evidence_citations``);
+- ``citations``: every citation marker resolves to a provided source (see ``prefline.text.citations``);
 - ``support``: each cited sentence is backed by the source it cites;
 - ``abstention``: unanswerable questions get "I cannot know", answerable ones an answer;
 - ``error_modes``: fabrication, omission, conflation and hallucination, one metric each.
