@@ -137,6 +137,27 @@ def test_run_summary_is_stored_with_its_format_version(db_url):
     assert ledger.get_run(run)["summary"] == metrics
 
 
+def test_a_batch_of_generations_is_stored_in_one_statement(db_url):
+    """300 generations: one INSERT for the run's rows; one lookup and one INSERT for the cache
+    (statements counted at the DB-API cursor), and a second caching of the same keys inserts nothing."""
+    ledger = Ledger(db_url)
+    run = ledger.add_run(suite_name="s", suite_hash="s" * 64, model="m", model_hash="b" * 64, backend="hf",
+                         decoding={}, seed=0, scorers=[])
+    statements: list[str] = []
+    sa.event.listen(ledger.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: statements.append(statement.split()[0]))
+    gen = {"output": "o", "input_tokens": 1, "output_tokens": 1, "latency_s": 0.1}
+    ledger.add_generations(run, [{"item_id": f"i{i}", "item_hash": "x", "slices": {}, "messages": [], **gen} for i in range(300)])
+    assert statements == ["INSERT"]
+    statements.clear()
+    cache = [{"key": f"k{i}", "finish_reason": None, **gen} for i in range(300)]
+    ledger.cache_generations(cache)
+    assert statements == ["SELECT", "INSERT"]
+    statements.clear()
+    ledger.cache_generations(cache)
+    assert statements == ["SELECT"] and len(ledger.cached_generations([c["key"] for c in cache])) == 300
+    assert len(ledger.generations(run)) == 300
+
+
 def test_unknown_references_are_clear_errors(ledger):
     with pytest.raises(PreflineError, match="unknown dataset 'nope'.*prefline data ingest"):
         ledger.get_dataset("nope")

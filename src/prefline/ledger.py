@@ -677,8 +677,10 @@ class Ledger:
         return found
 
     def cache_generations(self, rows: list[dict[str, Any]]) -> None:
+        """Store a batch of generations under their keys (those not cached yet): one lookup, one insert."""
         t = self.t["generation_cache"]
-        fresh = [r for r in rows if r["key"] not in self.cached_generations([r["key"] for r in rows])]
+        known = self.cached_generations([r["key"] for r in rows])
+        fresh = [r for r in rows if r["key"] not in known]
         if fresh:
             with self.engine.begin() as conn:
                 conn.execute(t.insert(), [{**r, "created_at": utcnow()} for r in fresh])
