@@ -549,11 +549,11 @@ class Ledger:
         return [_typed(LineageRow, row) for row in self._rows(query)]
 
     # -- adapters
-    def add_adapter(self, **values: Any) -> int:
-        return self._insert("adapters", created_at=utcnow(), **values)
+    def add_adapter(self, *, status: AdapterStatus, **values: Any) -> int:
+        return self._insert("adapters", created_at=utcnow(), status=status, **values)
 
-    def update_adapter(self, adapter_id: int, **values: Any) -> None:
-        self._update("adapters", adapter_id, **values)
+    def update_adapter(self, adapter_id: int, status: AdapterStatus | None = None, **values: Any) -> None:
+        self._update("adapters", adapter_id, **({"status": status} if status is not None else {}), **values)
 
     def find_adapter(self, name: str) -> dict[str, Any] | None:
         t = self.t["adapters"]

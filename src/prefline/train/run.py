@@ -12,6 +12,9 @@ and, with ``probe_every``, ``probes.DriftProbe``. With ``save_steps`` the traine
 checkpoints under the adapter's folder; ``resume`` continues a killed run from the last one.
 Under ``accelerate launch`` every process runs ``train``; the main one alone registers the
 adapter, records steps and probes, and saves.
+
+(A little over 400 lines: the run is kept as one recipe that reads top to bottom, as the
+method table keeps what differs between methods out of it.)
 """
 
 from __future__ import annotations
