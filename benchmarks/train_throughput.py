@@ -70,7 +70,8 @@ def main() -> None:
     import torch
     import transformers
 
-    from prefline.data.ingest import ingest, load_pairs
+    from prefline.data.ingest import ingest
+    from prefline.data.store import load_pairs
     from prefline.demo import demo_pairs_path
     from prefline.ledger import Ledger
     from prefline.models import resolve_model

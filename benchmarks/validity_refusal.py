@@ -84,7 +84,7 @@ def refusal_throughput(texts: list[str], n: int = THROUGHPUT_N, learned: bool = 
     """CPU and wall seconds to classify ``n`` responses (``texts`` repeated, each made unique), on one
     thread; ``learned``: rules + classifier in one batch, from an empty embedding cache (the model
     loaded beforehand, not timed), with the share of responses the classifier read."""
-    from prefline.evals.scorers.style_refusal import _classify, classify_refusal
+    from prefline.text.refusal import _classify, classify_refusal
 
     # the number goes first so that each opening, which the classifier reads, is unique too
     batch = [f"({i}) {texts[i % len(texts)]}" for i in range(n)]
@@ -135,7 +135,8 @@ def agreement_figures(path: Path) -> dict:
         os.environ["PREFLINE_HOME"] = str(tmp / "home")
         try:
             from prefline.data.agreement import agreement_report
-            from prefline.data.ingest import ingest, load_signals
+            from prefline.data.ingest import ingest
+            from prefline.data.store import load_signals
             from prefline.data.review import review_queue
             from prefline.ledger import Ledger
 
