@@ -228,13 +228,12 @@ def test_marker_sample_is_deterministic(tmp_path, ledger):
     assert report["bias"]["overall"]["marker_pairs"] == report["bias"]["marker_sample"]["pairs"] < 40
 
 
-def test_missing_detector_degrades(tmp_path, ledger, monkeypatch):
-    from prefline.data import coverage
-
-    monkeypatch.setitem(coverage.DETECTORS, "hedges", [("prefline.evals.scorers.no_such_module", "detect", lambda fn, t: False)])
+def test_the_report_names_the_detectors_it_used(tmp_path, ledger):
     report = data_report(dataset(tmp_path, ledger, FOUR), ledger)
-    assert report["bias"]["detectors"]["hedges"] is None
-    assert "chosen_hedges" not in report["bias"]["overall"] and "chosen_refuses" in report["bias"]["overall"]
+    assert report["bias"]["detectors"] == {"refuses": "prefline.text.refusal.detect_refusal",
+                                           "hedges": "prefline.text.hedging.detect_hedging",
+                                           "cites": "prefline.text.citations.find_markers"}
+    assert {"chosen_refuses", "chosen_hedges", "chosen_cites"} <= set(report["bias"]["overall"])
 
 
 def judge_row(i: int, ab: str, ba: str, judge: str = "judge-x") -> dict:

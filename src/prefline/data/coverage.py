@@ -23,8 +23,8 @@ does not grow with the number of pairs.
 
 The bias profile compares the chosen with the rejected responses, overall and per source
 and slice: how often the chosen one is longer, and how often each side refuses, hedges or
-cites, by the evaluation stage's own detectors (``prefline.evals.scorers.style*``; a
-detector that is not installed is reported as missing). A share lopsided past the
+cites, by the detectors the eval scorers use too (``prefline.text``: refusal, hedging,
+citation markers). A share lopsided past the
 documented thresholds (``prefline.data.quality.Thresholds``) is a warning: such data can
 teach a style instead of the decision the pairs are about. Judge position bias comes from
 the signals the dataset was built from.

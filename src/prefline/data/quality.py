@@ -2,7 +2,7 @@
 
 One pass over ``pairs.parquet``, a few thousand rows at a time (optionally on several
 processes), measures each pair: word counts, the style markers of both responses (refusal,
-hedging, citations: the evaluation stage's own detectors), trivial-negative flags, a
+hedging, citations: the detectors the eval scorers use too, from ``prefline.text``), trivial-negative flags, a
 MinHash signature for duplicates and the prompt's overlap with frozen suites. The report
 (:func:`data_report`) then aggregates those arrays: coverage, bias profile, informative
 negatives, duplicates, contamination. Nothing is held per pair as a Python object.
@@ -64,7 +64,7 @@ class ScanContext:
     stopwords: dedup.SmallSet
     sample_cut: int = 1 << 64  # pairs whose draw key is under this get the style detectors (see MARKER_SAMPLE)
     light: bool = False  # only lengths and style markers (what a version diff compares)
-    detectors: dict[str, Detector | None] = field(default_factory=dict)
+    detectors: dict[str, Detector] = field(default_factory=dict)
 
 
 _CONTEXT: ScanContext | None = None
@@ -227,7 +227,7 @@ def scan(pairs, ledger=None, thresholds: Thresholds | None = None, workers: int 
         if pool is not None:
             pool.close()
             pool.join()
-    features.detectors = {name: (d.origin if d else None) for name, d in style_detectors().items()}
+    features.detectors = {name: d.origin for name, d in style_detectors().items()}
     features.index = context.index
     features.seconds = time.perf_counter() - started
     return features
