@@ -18,7 +18,7 @@ ROOT = Path(prefline.__file__).parent
 # with a lower rank. Training imports evals (its drift probes generate with an eval backend and
 # score with eval scorers); evals never imports train.
 RANK = {"base": 0, "data": 1, "evals": 2, "train": 3, "gate": 4, "release": 5, "report": 6, "top": 7}
-BASE = {"ledger", "config", "models", "stats", "text", "hashing", "home", "paths", "errors", "provenance"}
+BASE = {"ledger", "config", "models", "stats", "text", "registry", "hashing", "home", "paths", "errors", "provenance"}
 TOP = {"cli", "demo", "doctor", "docs_cli", "__main__", "__init__"}
 
 SQL_MODULES = ("sqlalchemy", "sqlite3", "psycopg", "psycopg2")
