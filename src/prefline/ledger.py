@@ -54,7 +54,7 @@ class LineageRow:
     id: int
     dataset_id: int
     parent_id: int
-    relation: str
+    relation: Relation
     params: dict[str, Any] | None
     diff: dict[str, Any] | None
     changed_share: float | None
@@ -598,8 +598,8 @@ class Ledger:
                 conn.execute(t.delete().where(t.c.adapter_id == adapter_id, t.c.step > step))
 
     # -- eval runs
-    def add_run(self, **values: Any) -> int:
-        return self._insert("eval_runs", created_at=utcnow(), status="running", **values)
+    def add_run(self, *, status: RunStatus = "running", **values: Any) -> int:
+        return self._insert("eval_runs", created_at=utcnow(), status=status, **values)
 
     def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
         """Mark a run ``done`` with its summary (metric -> slice -> n, mean, interval)."""
