@@ -115,11 +115,11 @@ def _peaks_mb() -> tuple[float, float]:
 def child(kind: str, method: str, which: str, path: str, name: str) -> None:
     """One timed ingest in this (fresh) process; prints a JSON line."""
     from prefline.data import grouping
-    from prefline.data.ingest import assemble, ingest
+    from prefline.data.ingest import assemble, ingest, write_assembly
     from prefline.ledger import Ledger
 
     if which == "old":  # the in-memory path: every signal an object, grouped in a dict
-        grouping.group = lambda read, kind, ctx, method, out, workers=1, reread=None: out.add(assemble(read(), kind, ctx, method), read)
+        grouping.group = lambda read, kind, ctx, method, out, workers=1, reread=None: write_assembly(out, assemble(read(), kind, ctx, method), read)
     ledger = Ledger()
     started = time.perf_counter()
     result = ingest(path, name, ledger, signal=kind, consensus=method)

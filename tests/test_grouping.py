@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DATA, write_jsonl
 from prefline.data import grouping
-from prefline.data.ingest import assemble, ingest
+from prefline.data.ingest import assemble, ingest, write_assembly
 from test_ingest import _version
 
 ANNOTATORS = [f"r{i}" for i in range(7)]
@@ -51,7 +51,7 @@ def _pairwise_rows(n_pairs: int, seed: int) -> list[str]:
 
 
 def _in_memory(read, kind, ctx, method, out, workers=1, reread=None):
-    out.add(assemble(read(), kind, ctx, method), read)
+    write_assembly(out, assemble(read(), kind, ctx, method), read)
 
 
 @pytest.fixture
