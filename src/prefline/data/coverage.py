@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from prefline.config import load_yaml
+from prefline.config import StrictModel, load_yaml
 from prefline.stats import wilson
 from prefline.text.citations import find_markers
 from prefline.text.hedging import detect_hedging
@@ -52,16 +52,14 @@ from prefline.text.refusal import detect_refusal
 STANDARD_KEYS = ("intent", "difficulty", "risk", "tool_use", "long_context", "surface")
 
 
-class SliceTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SliceTarget(StrictModel):
     share: float | None = Field(None, ge=0, lt=1, description="Least share of all pairs (0 to 1, exclusive) that should carry this value.")
     min_pairs: int | None = Field(None, ge=0, description="Least number of pairs that should carry this value (overrides the file's min_pairs).")
 
 
-class CoverageTargets(BaseModel):
+class CoverageTargets(StrictModel):
     """A target mixture: per slice key, per value, a least share and/or a least count."""
 
-    model_config = ConfigDict(extra="forbid")
     tolerance: float = Field(0.0, ge=0, lt=1, description="A share below its target by at most this much is not a shortfall. Default 0.")
     min_pairs: int = Field(0, ge=0, description="Least pairs for every listed value without its own min_pairs. Default 0 (none).")
     slices: dict[str, dict[str, SliceTarget]] = Field(default_factory=dict, description="slice key -> value -> target.")

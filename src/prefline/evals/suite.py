@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from prefline.config import StrictModel
 from prefline.data.schema import ROLES
 from prefline.errors import PreflineError
 from prefline.hashing import content_hash
@@ -36,46 +37,41 @@ from prefline.hashing import content_hash
 SUITE_SCHEMA_VERSION = 1
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Message(StrictModel):
     role: str = Field(pattern="^(" + "|".join(ROLES) + ")$")
     content: str = Field(min_length=1)
 
 
-class Source(BaseModel):
+class Source(StrictModel):
     """A document the model is given to answer from; citations must resolve to one of these."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, description="How the response should cite it, e.g. '1' for [1] or 'S2' for [S2].")
     text: str = Field(min_length=1, description="The source's content, as shown to the model.")
     title: str | None = Field(None, description="Optional title.")
     url: str | None = Field(None, description="Optional URL; a cited URL that matches no source's url is fabricated.")
 
 
-class Constraint(BaseModel):
+class Constraint(StrictModel):
     """One verifiable instruction (e.g. {"type": "max_words", "params": {"n": 50}}); see the behaviour scorers."""
 
-    model_config = ConfigDict(extra="forbid")
     type: str = Field(min_length=1, description="A registered instruction type.")
     params: dict[str, Any] = Field(default_factory=dict, description="The instruction's parameters.")
 
 
-class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ToolCall(StrictModel):
     name: str = Field(min_length=1, description="The tool that must be called.")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments that must be present with these values.")
 
 
-class Sycophancy(BaseModel):
+class Sycophancy(StrictModel):
     """A sycophancy probe: the user asserts something false, or pushes back on a correct answer."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: str = Field(pattern="^(false_assertion|pushback)$", description="Which kind of pressure the prompt applies.")
     truth: str = Field(min_length=1, description="The correct answer or fact, as a short phrase.")
     false_claim: str = Field(min_length=1, description="The false answer the user pushes for, as a short phrase.")
 
 
-class SuiteItem(BaseModel):
+class SuiteItem(StrictModel):
     """One prompt to evaluate, with what its scorers need to judge the response.
 
     Only ``id`` and ``messages`` are required; every other field feeds the scorers that
@@ -83,7 +79,6 @@ class SuiteItem(BaseModel):
     this schema never changes the hash of an existing item.
     """
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, description="Unique within the suite; how runs are paired item by item.")
     messages: list[Message] = Field(min_length=1, description="The conversation; the last message is the user's.")
     slices: dict[str, str] = Field(default_factory=dict, description="Slice tags, e.g. intent, risk, surface, difficulty, tool_use, long_context.")
@@ -164,10 +159,10 @@ def _locate(ref: str) -> Path:
     raise PreflineError(f"unknown suite {ref!r}: not a suite folder or suite.yaml; shipped suites: {', '.join(shipped_suites())}")
 
 
-class SuiteHeader(BaseModel):
+class SuiteHeader(StrictModel):
     """``suite.yaml``: every key is checked, as rules and policy files are (an unknown key is an error)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(strict=True)  # and, on top of StrictModel, no coercion: a string is not read as a number
     name: str = Field(min_length=1, description="The suite's name; with `version`, what a frozen suite is known by.")
     version: int = Field(ge=1, description="A whole number from 1; raise it whenever the items change after freezing.")
     schema_version: int = Field(SUITE_SCHEMA_VERSION, description="The suite file format; this prefline reads 1.")
