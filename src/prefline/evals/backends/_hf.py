@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prefline.config import DecodingConfig
 from prefline.evals.backends._base import Generation, backend, local_model_ref
+from prefline.evals.backends._decode import greedy_decode, plain_greedy, stop_token_ids
 from prefline.models import ModelRef, load_model, load_tokenizer
 from prefline.provenance import is_full_model, load_full_model
 
@@ -97,31 +98,41 @@ class HFBackend:
     def prompt_text(self, conversation: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, conversations, on_batch=None):
+    def _generate(self, enc, clock: _FirstTokenClock, seed: int) -> list[list[int]]:
+        """New token ids per row from ``model.generate`` (sampling, or greedy where :func:`plain_greedy` says no)."""
         from transformers import LogitsProcessorList
 
         torch, tok, dec = self._torch, self.tokenizer, self.decoding
+        # Seeded per batch, so a run's outputs do not depend on what ran before it.
+        torch.manual_seed(seed)
+        sampling = {"do_sample": True, "temperature": dec.temperature, "top_p": dec.top_p} if dec.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=dec.max_new_tokens, pad_token_id=tok.pad_token_id,
+                                      logits_processor=LogitsProcessorList([clock]), **sampling)
+        return out[:, enc["input_ids"].shape[1]:].tolist()
+
+    def generate(self, conversations, on_batch=None):
+        tok, dec = self.tokenizer, self.decoding
         texts = [self.prompt_text(c) for c in conversations]
         lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         results: list[Generation | None] = [None] * len(texts)
         stop_ids = {tok.eos_token_id, tok.pad_token_id}
+        greedy = dec.temperature == 0 and plain_greedy(self.model)
         for start in range(0, len(order), dec.batch_size):
             batch = order[start:start + dec.batch_size]
             enc = tok([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-            # Seeded per batch, so a run's outputs do not depend on what ran before it.
-            torch.manual_seed(dec.seed + start)
-            sampling = {"do_sample": True, "temperature": dec.temperature, "top_p": dec.top_p} if dec.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
             clock = _FirstTokenClock()
             began = time.perf_counter()
-            with torch.inference_mode():
-                out = self.model.generate(**enc, max_new_tokens=dec.max_new_tokens, pad_token_id=tok.pad_token_id,
-                                          logits_processor=LogitsProcessorList([clock]), **sampling)
+            if greedy:
+                new = greedy_decode(self.model, enc["input_ids"], enc["attention_mask"], dec.max_new_tokens,
+                                    stop_token_ids(self.model), on_first_token=lambda: clock(None, None))
+            else:
+                new = self._generate(enc, clock, seed=dec.seed + start)
             elapsed = time.perf_counter() - began
             ttft = None if clock.at is None else round(clock.at - began, 4)
-            new = out[:, enc["input_ids"].shape[1]:]
             for row, index in enumerate(batch):
-                ids = new[row].tolist()
+                ids = new[row]
                 end = next((k for k, t in enumerate(ids) if t in stop_ids), None)
                 kept = ids if end is None else ids[:end]
                 results[index] = Generation(
