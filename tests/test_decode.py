@@ -99,3 +99,23 @@ def test_backend_outputs_are_the_same_through_the_loop_and_through_generate(tiny
         [(g.output, g.output_tokens, g.finish_reason) for g in generated]
     assert {g.finish_reason for g in looped} == {"stop", "length"}
     assert all(0 < g.ttft_s <= g.latency_s for g in looped)
+
+
+def test_the_cache_is_written_in_place_into_one_reservation(tiny):
+    import torch
+    from transformers import DynamicCache
+
+    from prefline.evals.backends._decode import _reserve
+
+    model, _ = tiny
+    cache = DynamicCache(config=model.config)
+    _reserve(cache, 5)
+    layer = cache.layers[0]
+    first = torch.arange(2 * 2 * 3 * 8, dtype=torch.float32).reshape(2, 2, 3, 8)
+    keys, _ = layer.update(first, first + 1)
+    step = torch.full((2, 2, 1, 8), -1.0)
+    keys, values = layer.update(step, step)
+    assert keys.data_ptr() == layer.key_buffer.data_ptr() and layer.key_buffer.shape[-2] == 5
+    assert torch.equal(keys, torch.cat([first, step], dim=-2)) and cache.get_seq_length() == 4
+    layer.batch_select_indices(torch.tensor([1]))
+    assert torch.equal(layer.keys, torch.cat([first, step], dim=-2)[1:]) and layer.values.shape == (1, 2, 4, 8)
