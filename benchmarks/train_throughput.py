@@ -1,127 +1,263 @@
-"""Training throughput: a plain TRL DPOTrainer script vs `prefline.train.run.train("dpo", ...)`.
+"""Training throughput: a plain TRL DPOTrainer script vs `prefline train dpo`, one epoch over 256 pairs.
 
-Same process, same data (the 61 demo pairs, ingested into a temporary ledger), same seed, same LoRA
-(r 8, alpha 16, all linear layers), same number of steps (8 steps of 4 pairs) on SmolLM2-135M-Instruct.
-The plain script keeps TRL's defaults for everything else (bf16 autocast, gradient checkpointing,
-max_length 1024, the reference log-probs computed every step). prefline runs in its default
-configuration, then in the variants that can be faster on CPU.
+Same data (256 single-turn pairs the script writes: prompts of 8 to 40 words, answers of 10 to 150 words,
+so lengths vary as in real preference data, every pair under both arms' ``max_length``), same seed, same
+LoRA (r 8, alpha 16, every linear layer), same batch (4 pairs), same learning rate, one epoch (64 steps),
+on SmolLM2-135M-Instruct. The plain script keeps TRL's defaults for everything else (bf16 autocast,
+gradient checkpointing, max_length 1024, random batches, the reference log-probs computed in every step);
+prefline runs with its defaults. Each arm trains in a fresh process; the parent measures its wall time, its
+CPU time (user + system, ``os.wait4``) and its peak RSS. With ``BENCH_ROUNDS=N`` the arms run N times,
+the order reversed every other round; each figure is given as the median with the spread (min-max).
+``BENCH_PARALLEL=1`` starts every arm of a round at once (on a machine shared with other jobs, so that
+both arms see the same load; compare them per CPU-second then).
 
-Three throughputs per run, in pairs per second: end to end (32 trained pairs over the wall time of
-the whole call: model loading, tokenization, precomputing reference log-probs, training, saving), of
-the training loop alone (the trainer's ``train_runtime``, which leaves out what precomputing costs),
-and per CPU-second of the process (its user + system time over the whole call). On a machine shared
-with other jobs the wall-clock numbers fall with the load while the CPU time stays close to the
-work done, so the ratios are given both ways, and the fastest configuration is chosen per
-CPU-second. The 1-minute load average when each run started is printed with it. With
-``BENCH_ROUNDS=2`` every configuration runs twice (the second round in reverse order) and keeps
-its faster round.
+The final loss is the mean of the last 16 steps' losses (the batches differ between arms, so single steps
+do not compare), with its standard error.
 
-    .venv/bin/python benchmarks/train_throughput.py
+The training loop's share of the machine's bf16 matmul ceiling: the peak is measured first (the best of
+square and model-shaped bf16 matmuls on this process's threads), and the loop's useful work is 3 x the
+forward FLOPs of every real (non-padding) token the policy sees: 2 x the parameters of the decoder's linear
+layers per token, plus the attention scores, plus the LM head at the response tokens (the only positions
+TRL projects). The reference forward pass and the padding are not counted as useful work.
+
+    .venv/bin/python benchmarks/train_throughput.py                       # one round, both arms
+    BENCH_ROUNDS=2 .venv/bin/python benchmarks/train_throughput.py        # two rounds, interleaved
+    BENCH_PAIRS=64 BENCH_ARMS="plain TRL;prefline;prefline, no precompute" .venv/bin/python benchmarks/train_throughput.py
 """
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("PREFLINE_HOME", str(Path.home() / ".prefline"))  # reuse the dequantized model
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+from train_memory import turn  # noqa: E402  (the same English-word text generator)
 
-STEPS, BATCH, SEED = 8, 4, 0
+PAIRS = int(os.environ.get("BENCH_PAIRS", "256"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
-PAIRS = STEPS * BATCH
+PARALLEL = os.environ.get("BENCH_PARALLEL", "0") == "1"
+BATCH, SEED, LR, LAST = 4, 0, 5e-4, 16
+THREADS = 2
+
+# label -> (prefline TrainConfig settings, or None for the plain TRL script; extra environment)
+ARMS: dict[str, tuple[dict | None, dict]] = {
+    "plain TRL": (None, {}),
+    "prefline": ({}, {}),
+    "prefline, no precompute": ({"precompute_ref_log_probs": False}, {}),
+    "prefline, random batches": ({"group_by_length": False}, {}),
+    "prefline, grad. checkpointing on": ({"gradient_checkpointing": True}, {}),
+    "prefline, jemalloc": ({}, {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}),
+    "prefline, tcmalloc": ({}, {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"}),
+}
+CHOSEN = [a.strip() for a in os.environ.get("BENCH_ARMS", "plain TRL;prefline").split(";")]
 
 
-def plain_trl(model_path: str, pairs) -> tuple[float, float]:  # noqa: ANN001
-    """What one writes with TRL alone: its DPOConfig defaults, LoRA, the same steps and batch."""
+def write_pairs(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for _ in range(n):
+            row = {"prompt": [{"role": "user", "content": turn(rng, 8, 40)}],
+                   "chosen": [{"role": "assistant", "content": turn(rng, 15, 150)}],
+                   "rejected": [{"role": "assistant", "content": turn(rng, 10, 150)}]}
+            f.write(json.dumps(row) + "\n")
+
+
+def plain_trl(model_path: str, pairs) -> dict:  # noqa: ANN001
+    """What one writes with TRL alone: its DPOConfig defaults, LoRA, the same epoch, batch, seed and rate."""
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    began = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        args = DPOConfig(output_dir=out, per_device_train_batch_size=BATCH, max_steps=STEPS, seed=SEED,
-                         learning_rate=5e-4, report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True,
+        args = DPOConfig(output_dir=out, per_device_train_batch_size=BATCH, num_train_epochs=1, seed=SEED,
+                         learning_rate=LR, report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True,
                          use_cpu=not torch.cuda.is_available())
         trainer = DPOTrainer(
             model=AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32), args=args, train_dataset=pairs,
             processing_class=AutoTokenizer.from_pretrained(model_path),
             peft_config=LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"),
         )
-        runtime = trainer.train().metrics["train_runtime"]
-    return runtime, time.perf_counter() - began
+        result = trainer.train()
+        trainer.save_model(out)
+    steps = [e for e in trainer.state.log_history if "loss" in e]
+    return {"runtime": result.metrics["train_runtime"], "losses": [e["loss"] for e in steps], "tokens": steps[-1].get("num_tokens", 0)}
 
 
-def prefline_run(model_path: str, ledger, name: str, **settings) -> tuple[float, float]:  # noqa: ANN001
+def prefline_run(ledger, model_path: str, name: str, settings: dict) -> dict:  # noqa: ANN001
     from prefline.config import TrainConfig
     from prefline.train.run import train
 
+    config = TrainConfig(batch_size=BATCH, seed=SEED, learning_rate=LR, epochs=1, **settings)
+    adapter = train("dpo", "bench", name, config, ledger, model_spec=model_path, show_progress=False)
+    steps = ledger.train_steps(adapter["id"])
+    return {"runtime": adapter["metrics"]["runtime_s"], "losses": [s["metrics"]["loss"] for s in steps],
+            "tokens": steps[-1]["metrics"].get("num_tokens", 0),
+            "settings": {k: adapter["config"].get(k) for k in ("precompute_ref_log_probs", "group_by_length", "gradient_checkpointing")}}
+
+
+def child(home: str, model_path: str, label: str, name: str) -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from prefline.data.store import load_pairs
+    from prefline.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{home}/ledger.db")
+    settings = ARMS[label][0]
     began = time.perf_counter()
-    config = TrainConfig(max_steps=STEPS, batch_size=BATCH, seed=SEED, **settings)
-    adapter = train("dpo", "demo", name, config, ledger, model_spec=model_path, show_progress=False)
-    return adapter["metrics"]["runtime_s"], time.perf_counter() - began
+    if settings is None:
+        pairs = load_pairs(ledger.get_dataset("bench")).select_columns(["prompt", "chosen", "rejected"])
+        result = plain_trl(model_path, pairs)
+    else:
+        result = prefline_run(ledger, model_path, name, settings)
+    result["wall_inside"] = time.perf_counter() - began
+    print(json.dumps(result))
+
+
+def measure(argv: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, began: float) -> dict:
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - began
+    out, err = proc.stdout.read(), proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"a training run failed:\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def matmul_peak() -> tuple[float, float]:
+    """The best bf16 matmul throughput of this process's threads: FLOP/s by wall time, and FLOP per CPU-second
+    (which a loaded machine lowers less)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    best = best_cpu = 0.0
+    for m, k, n in ((2048, 2048, 2048), (4096, 4096, 4096), (1536, 576, 1536), (1536, 1536, 576), (1536, 576, 576)):
+        a, b = torch.randn(m, k, dtype=torch.bfloat16), torch.randn(k, n, dtype=torch.bfloat16)
+        a @ b  # warm up
+        reps = max(2, int(4e10 / (2 * m * k * n)))
+        began, cpu = time.perf_counter(), time.process_time()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - began))
+        best_cpu = max(best_cpu, 2 * m * k * n * reps / (time.process_time() - cpu))
+    return best, best_cpu
+
+
+def token_counts(model_path: str, pairs) -> tuple[int, int, float]:  # noqa: ANN001
+    """Real tokens of every row the policy sees (prompt + chosen, prompt + rejected), their response tokens,
+    and the mean row length, tokenized with the chat template as TRL does."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+
+    def count(messages: list, **kwargs) -> int:
+        return len(tok(tok.apply_chat_template(messages, tokenize=False, **kwargs), add_special_tokens=False)["input_ids"])
+
+    real = response = 0
+    lengths = []
+    for row in pairs:
+        prompt = count(row["prompt"], add_generation_prompt=True)
+        for side in ("chosen", "rejected"):
+            full = count(row["prompt"] + row[side])
+            real, response = real + full, response + full - prompt
+            lengths.append(full)
+    return real, response, sum(lengths) / len(lengths)
+
+
+def forward_flops(model_path: str, real: int, response: int, mean_len: float) -> float:
+    """Forward FLOPs over the epoch: the decoder's linear layers and attention at every real token, the LM
+    head at the response tokens."""
+    cfg = json.loads((Path(model_path) / "config.json").read_text())
+    h, inter, layers, vocab = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    head_dim = cfg.get("head_dim") or h // cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads", cfg["num_attention_heads"]) * head_dim
+    linear = h * h * 2 + h * kv * 2 + 3 * h * inter  # q, o; k, v; gate, up, down
+    attention = 2 * mean_len * h  # QK^T and AV per token per layer, causal (half of 2 x 2 x len x h)
+    return real * layers * 2 * (linear + attention) + response * 2 * h * vocab
 
 
 def main() -> None:
-    import datasets
-    import torch
-    import transformers
-
+    if sys.argv[1:2] == ["--child"]:
+        return child(*sys.argv[2:6])
+    unknown = [a for a in CHOSEN if a not in ARMS]
+    if unknown:
+        sys.exit(f"BENCH_ARMS: unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
     from prefline.data.ingest import ingest
     from prefline.data.store import load_pairs
-    from prefline.demo import demo_pairs_path
     from prefline.ledger import Ledger
     from prefline.models import resolve_model
 
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
     model_path = resolve_model().path  # the dequantized embedded model, in the real PREFLINE_HOME
-    home = tempfile.mkdtemp(prefix="prefline-bench-")
-    os.environ["PREFLINE_HOME"] = home  # adapters and the ledger go to a throwaway home
+    home = Path(tempfile.mkdtemp(prefix="prefline-bench-"))
+    data = home / "pairs.jsonl"
+    write_pairs(data, PAIRS)
     ledger = Ledger(f"sqlite:///{home}/ledger.db")
-    dataset = ledger.get_dataset(str(ingest(demo_pairs_path(), "demo", ledger).dataset_id))
+    env = {**os.environ, "PREFLINE_HOME": str(home), "TOKENIZERS_PARALLELISM": "false"}
+    os.environ["PREFLINE_HOME"] = str(home)
+    dataset = ledger.get_dataset(str(ingest(data, "bench", ledger).dataset_id))
     pairs = load_pairs(dataset).select_columns(["prompt", "chosen", "rejected"])
+    real, response, mean_len = token_counts(model_path, pairs)
+    flops = 3 * forward_flops(model_path, real, response, mean_len)
+    load = os.getloadavg()[0]
+    peak, peak_cpu = matmul_peak()
+    print(f"SmolLM2-135M-Instruct, DPO + LoRA, {PAIRS} pairs x 1 epoch, batch {BATCH}, seed {SEED}, {THREADS} threads per run, "
+          f"{ROUNDS} round(s){', arms in parallel' if PARALLEL else ''}; {real:,} real tokens ({response:,} in responses), "
+          f"mean row {mean_len:.0f} tokens; bf16 matmul peak {peak / 1e9:.1f} GFLOP/s, "
+          f"{peak_cpu / 1e9:.1f} GFLOP per CPU-second (load {load:.1f})", flush=True)
 
-    runs = [("plain TRL DPOTrainer (TRL defaults)", lambda: plain_trl(model_path, pairs))]
-    variants = {
-        # the defaults on a 135M model: bf16 autocast, no gradient checkpointing (it is on from 2 GB of weights)
-        "prefline (defaults: bf16 autocast, no grad. checkpointing)": {},
-        "prefline, grad. checkpointing on (TRL's default)": {"gradient_checkpointing": True},
-        "prefline, fp32": {"bf16": False},
-        "prefline, precompute_ref_log_probs": {"precompute_ref_log_probs": True},
-    }
-    names = iter(range(1000))  # every prefline run registers a new adapter
-    for label, settings in variants.items():
-        runs.append((label, lambda settings=settings: prefline_run(model_path, ledger, f"bench-{next(names)}", **settings)))
-
-    print(f"SmolLM2-135M-Instruct, {STEPS} steps x {BATCH} pairs, seed {SEED}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {ROUNDS} rounds (best kept)")
-    best: dict[str, tuple[float, float, float]] = {}
+    results: dict[str, list[dict]] = {label: [] for label in CHOSEN}
+    names = iter(range(10_000))
     for round_ in range(ROUNDS):
-        for label, run in (runs if round_ % 2 == 0 else runs[::-1]):
-            load = os.getloadavg()[0]  # other processes on the machine, when the run starts
-            cpu = time.process_time()
-            runtime, wall = run()
-            cpu = time.process_time() - cpu
-            print(f"  round {round_ + 1}: {label}: {PAIRS / wall:.3f} pairs/s end to end, {PAIRS / runtime:.3f} in the loop, "
-                  f"{PAIRS / cpu:.3f} per CPU-second, load {load:.1f}", flush=True)
-            if label not in best or wall < best[label][1]:
-                best[label] = (runtime, wall, cpu, load)
-    labels = [label for label, _ in runs]
-    base, base_cpu = PAIRS / best[labels[0]][1], PAIRS / best[labels[0]][2]
-    print("\n| run | pairs/s end to end | ratio | pairs/s in the loop | pairs per CPU-second | ratio | load |\n"
-          "|---|---:|---:|---:|---:|---:|---:|")
-    for label in labels:
-        runtime, wall, cpu, load = best[label]
-        print(f"| {label} | {PAIRS / wall:.3f} | {PAIRS / wall / base:.2f} | {PAIRS / runtime:.3f} | "
-              f"{PAIRS / cpu:.3f} | {PAIRS / cpu / base_cpu:.2f} | {load:.1f} |")
-    fastest = max(labels[1:], key=lambda label: PAIRS / best[label][2])
-    print(f"\nprefline default / plain TRL: {PAIRS / best[labels[1]][1] / base:.2f} end to end, "
-          f"{PAIRS / best[labels[1]][2] / base_cpu:.2f} per CPU-second (target >= 1.0)")
-    print(f"fastest prefline configuration (per CPU-second): {fastest}: {PAIRS / best[fastest][2] / base_cpu:.2f}x plain TRL")
+        order = CHOSEN if round_ % 2 == 0 else CHOSEN[::-1]
+        running = []
+        for label in order:
+            argv = [sys.executable, __file__, "--child", str(home), model_path, label, f"bench-{next(names)}"]
+            started = (label, os.getloadavg()[0], time.perf_counter())
+            proc = measure(argv, {**env, **ARMS[label][1]})
+            running.append((started, proc))
+            if not PARALLEL:
+                running[-1] = (started, finish(proc, started[2]))
+        for (label, load, began), proc in running:
+            r = proc if isinstance(proc, dict) else finish(proc, began)
+            r["load"] = load
+            results[label].append(r)
+            tail = r["losses"][-LAST:]
+            print(f"  round {round_ + 1}: {label}: {r['wall']:.0f} s wall, {r['cpu']:.0f} CPU s, loop {r['runtime']:.0f} s, "
+                  f"peak RSS {r['rss_mb']:,.0f} MB, load {load:.1f}, final loss {statistics.mean(tail):.4f}, "
+                  f"tokens seen {int(r['tokens']):,}{', ' + json.dumps(r['settings']) if 'settings' in r else ''}", flush=True)
+
+    def med(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[label])
+
+    def spread(label: str, key: str) -> str:
+        values = [r[key] for r in results[label]]
+        return f"{min(values):.0f}-{max(values):.0f}" if len(values) > 1 else "-"
+
+    base = CHOSEN[0]
+    print("\n| arm | wall s (median) | spread | pairs/s | ratio | CPU s | ratio per CPU-s | loop s | matmul share of loop | share per CPU-s | "
+          "peak RSS MB | final loss (last 16 steps) | load |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    for label in CHOSEN:
+        tails = [x for r in results[label] for x in r["losses"][-LAST:]]
+        loss = f"{statistics.mean(tails):.4f} ± {statistics.stdev(tails) / len(tails) ** 0.5:.4f}"
+        share = flops / med(label, "runtime") / peak
+        print(f"| {label} | {med(label, 'wall'):.0f} | {spread(label, 'wall')} | {PAIRS / med(label, 'wall'):.3f} | "
+              f"{med(base, 'wall') / med(label, 'wall'):.2f} | {med(label, 'cpu'):.0f} | {med(base, 'cpu') / med(label, 'cpu'):.2f} | "
+              f"{med(label, 'runtime'):.0f} | {share:.1%} | {flops / med(label, 'cpu') / peak_cpu:.1%} | {max(r['rss_mb'] for r in results[label]):,.0f} | {loss} | "
+              f"{statistics.mean(r['load'] for r in results[label]):.1f} |")
+    print(f"\nuseful work: 3 x {flops / 3 / 1e12:.2f} TFLOP forward = {flops / 1e12:.2f} TFLOP; "
+          f"bf16 matmul peak {peak / 1e9:.1f} GFLOP/s on {THREADS} threads")
 
 
 if __name__ == "__main__":

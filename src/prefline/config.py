@@ -69,7 +69,14 @@ class TrainConfig(StrictModel):
         "would take 1.5 GiB or more per step (estimated from batch_size, the longest pair up to max_length, and the "
         "model's layers and hidden size: DPO with batch 4 on multi-turn transcripts at max_length 384 peaked at 4.9 GB "
         "without it, 2.2 GB with it); off otherwise, where skipping the recomputation measured faster (docs/benchmarks.md)."))
-    precompute_ref_log_probs: bool = Field(False, description="Methods with a reference model (dpo, ipo, hinge, robust, ld-dpo, kto): compute its log-probs once before training instead of every step.")
+    group_by_length: bool = Field(True, description=(
+        "dpo, ipo, hinge, robust, ld-dpo: draw each batch from pairs of similar length (transformers' length-grouped "
+        "sampler, still shuffled with the seed), so rows are padded less."))
+    precompute_ref_log_probs: bool | None = Field(None, description=(
+        "Methods with a reference model (dpo, ipo, hinge, robust, ld-dpo, kto): compute its log-probs once, in a "
+        "pass over the dataset before training, instead of in every step. Unset (default): on for dpo, ipo, hinge, "
+        "robust and ld-dpo when the run trains on at least as many pairs as the dataset holds (one epoch or more), "
+        "where the pass costs no more than the steps save; off otherwise, and for kto."))
     seed: int = Field(0, description="Seed for data order, LoRA and reward-head initialisation, and dropout.")
     logging_steps: int = Field(1, ge=1, description="Record step metrics in the ledger every N steps.")
     save_steps: int = Field(0, ge=0, description=(

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # TrainConfig fields that only some methods read. A method that does not read one refuses a
 # non-default value for it, so a setting never silently does nothing.
-METHOD_FIELDS = ("beta", "label_smoothing", "ld_alpha", "simpo_gamma", "precompute_ref_log_probs")
+METHOD_FIELDS = ("beta", "label_smoothing", "ld_alpha", "simpo_gamma", "precompute_ref_log_probs", "group_by_length")
 # The dataset column holding each pair's confidence in (0, 1] (``prefline.data.schema.Pair.weight``).
 WEIGHT_COLUMN = "weight"
 
@@ -133,7 +133,11 @@ class Method:
 
     def doc(self) -> str:
         """The method's help: its loss, data, reference model, hyper-parameters and paper."""
-        params = [f"beta (default {self.beta})" if f == "beta" else f"{f} (default {TrainConfig.model_fields[f].default})" for f in self.uses]
+        def default(field: str):  # noqa: ANN202
+            value = self.beta if field == "beta" else TrainConfig.model_fields[field].default
+            return "unset: see its description" if value is None else value
+
+        params = [f"{f} (default {default(f)})" for f in self.uses]
         reference = "yes (the base model with the adapter disabled)" if self.reference else "none"
         weights = "each pair's loss is scaled by its weight" if self.weighted else "refused below 1"
         return (
@@ -152,7 +156,8 @@ def _import(path: str) -> type:
 def _dpo(loss_type: str, **extra: Callable[[TrainConfig], Any]) -> Callable[[TrainConfig], dict[str, Any]]:
     """DPOConfig arguments for one of its loss types, plus ``extra`` fields read from the config."""
     return lambda c: {
-        "loss_type": [loss_type], "beta": c.beta, "precompute_ref_log_probs": c.precompute_ref_log_probs,
+        "loss_type": [loss_type], "beta": c.beta, "precompute_ref_log_probs": bool(c.precompute_ref_log_probs),
+        "train_sampling_strategy": "group_by_length" if c.group_by_length else "random",
         **{name: read(c) for name, read in extra.items()},
     }
 
@@ -171,7 +176,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method(
         name="dpo", title="DPO: sigmoid loss on the margin over a reference model",
         trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
-        uses=("beta", "precompute_ref_log_probs"), trl_args=_dpo("sigmoid"),
+        uses=("beta", "precompute_ref_log_probs", "group_by_length"), trl_args=_dpo("sigmoid"),
         summary="Direct Preference Optimization: loss -log sigmoid(beta * D), where D is the chosen minus the "
                 "rejected log-probability ratio to the reference.",
         paper="Rafailov et al. 2023, Direct Preference Optimization (arXiv:2305.18290)",
@@ -179,7 +184,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method(
         name="ipo", title="IPO: squared loss pulling the margin to a target",
         trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
-        uses=("beta", "precompute_ref_log_probs"), trl_args=_dpo("ipo"),
+        uses=("beta", "precompute_ref_log_probs", "group_by_length"), trl_args=_dpo("ipo"),
         summary="Identity Preference Optimization: squared loss (D' - 1/(2 beta))^2, where D' is D averaged per "
                 "response token; the margin is pulled to a target instead of pushed without bound, which resists "
                 "overfitting near-deterministic preferences.",
@@ -188,7 +193,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method(
         name="hinge", title="Hinge loss on the DPO margin (SLiC)",
         trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
-        uses=("beta", "precompute_ref_log_probs"), trl_args=_dpo("hinge"),
+        uses=("beta", "precompute_ref_log_probs", "group_by_length"), trl_args=_dpo("hinge"),
         summary="Hinge loss relu(1 - beta * D) on the DPO margin: pairs already separated by 1/beta stop "
                 "contributing.",
         paper="Zhao et al. 2023, SLiC-HF: Sequence Likelihood Calibration with Human Feedback (arXiv:2305.10425)",
@@ -196,7 +201,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method(
         name="robust", title="Robust DPO for noisy preference labels",
         trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
-        uses=("beta", "label_smoothing", "precompute_ref_log_probs"),
+        uses=("beta", "label_smoothing", "precompute_ref_log_probs", "group_by_length"),
         trl_args=_dpo("robust", label_smoothing=lambda c: c.label_smoothing),
         summary="Robust DPO for noisy labels: with e = label_smoothing, the probability that a label is flipped, "
                 "loss ((1 - e) L(D) - e L(-D)) / (1 - 2e) with L(x) = -log sigmoid(beta * x), an unbiased estimate "
@@ -206,7 +211,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method(
         name="ld-dpo", title="Length-desensitized DPO",
         trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True, weighted=WEIGHTED_DPO,
-        uses=("beta", "ld_alpha", "precompute_ref_log_probs"),
+        uses=("beta", "ld_alpha", "precompute_ref_log_probs", "group_by_length"),
         trl_args=_dpo("sigmoid", ld_alpha=lambda c: c.ld_alpha),
         summary="Length-desensitized DPO: the DPO loss with the log-probabilities of the tokens past the shorter "
                 "response's length scaled by ld_alpha, so a length difference alone moves the margin less.",
@@ -239,7 +244,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
         data="unpaired rows (prompt, completion, label), two per pair: chosen labelled desirable, rejected "
              "undesirable, shuffled with the seed",
         reference=True, uses=("beta", "precompute_ref_log_probs"), prepare=as_labelled_rows, check=_kto_batch,
-        trl_args=lambda c: {"loss_type": "kto", "beta": c.beta, "precompute_ref_log_probs": c.precompute_ref_log_probs},
+        trl_args=lambda c: {"loss_type": "kto", "beta": c.beta, "precompute_ref_log_probs": bool(c.precompute_ref_log_probs)},
         summary="Kahneman-Tversky Optimization: each response is scored on its own, desirable ones by "
                 "1 - sigmoid(beta * (r - z)) and undesirable ones by 1 - sigmoid(beta * (z - r)), where r is its "
                 "log-probability ratio to the reference and z a batch estimate of the KL divergence.",

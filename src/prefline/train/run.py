@@ -77,6 +77,8 @@ def train(
     if config.gradient_checkpointing is None:
         longest = longest_pair_tokens(pairs, config.max_length)
         config = config.model_copy(update={"gradient_checkpointing": needs_checkpointing(Path(model_ref.path), config, longest)})
+    if config.precompute_ref_log_probs is None and "precompute_ref_log_probs" in spec.uses:
+        config = config.model_copy(update={"precompute_ref_log_probs": precompute_ref_pays(spec, config, len(pairs))})
     if config.probe_every:
         probe_items(config)  # an unknown probe suite fails here, before a model loads
 
@@ -294,6 +296,24 @@ def needs_checkpointing(model_dir: Path, config: TrainConfig | None = None, toke
     if sum(f.stat().st_size for f in weights) >= CHECKPOINTING_FROM_BYTES:
         return True
     return config is not None and activation_bytes(model_dir, config, tokens) >= CHECKPOINTING_FROM_ACTIVATIONS
+
+
+def precompute_ref_pays(spec: Method, config: TrainConfig, n_pairs: int) -> bool:
+    """Whether precomputing the reference log-probs is the faster way for this run (``precompute_ref_log_probs`` unset).
+
+    Precomputing is one no-grad pass over every pair before training; without it each step runs the same
+    reference forward pass on its own batch. So it costs no more as soon as the run trains on every pair at least
+    once, and then it also saves the reference model's autocast and adapter switching in every step
+    (docs/benchmarks.md, training throughput). For the DPO family only: kto's rows are not measured.
+    """
+    if not spec.weighted or n_pairs == 0:
+        return False
+    if config.max_steps > 0:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        trained = config.max_steps * config.batch_size * config.grad_accum * world
+    else:
+        trained = config.epochs * n_pairs
+    return trained >= n_pairs
 
 
 def trl_config(spec: Method, config: TrainConfig, output_dir: Path):

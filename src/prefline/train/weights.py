@@ -88,6 +88,18 @@ class _WeightCollator:
         return batch
 
 
+def pair_lengths(dataset) -> list[int]:  # noqa: ANN001
+    """Tokens of each tokenized pair's longer row: prompt plus the longer of its two responses."""
+    table = dataset.select_columns(["prompt_ids", "chosen_ids", "rejected_ids"]).with_format("arrow")
+    import pyarrow.compute as pc
+
+    lengths = []
+    for batch in table.iter(batch_size=10_000):
+        prompt, chosen, rejected = (pc.list_value_length(batch[c]) for c in ("prompt_ids", "chosen_ids", "rejected_ids"))
+        lengths.extend(pc.add(prompt, pc.max_element_wise(chosen, rejected)).to_pylist())
+    return lengths
+
+
 class WeightedDPOTrainer(DPOTrainer):
     """TRL's DPOTrainer with each pair's loss scaled by its dataset weight (see the module docstring)."""
 
@@ -99,6 +111,27 @@ class WeightedDPOTrainer(DPOTrainer):
         # Wrapped after __init__: precomputing reference log-probs (in __init__) runs the model on the
         # collator's batches, and the model must not receive the weights.
         self.data_collator = _WeightCollator(self.data_collator)
+
+    def _get_train_sampler(self, train_dataset=None):  # noqa: ANN001
+        """With ``train_sampling_strategy="group_by_length"``, transformers' length-grouped sampler over each
+        pair's longest row (prompt plus the longer response): batches of similar lengths, less padding."""
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or dataset is None or "prompt_ids" not in dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=pair_lengths(dataset))
+
+    def _precompute_ref_logps(self, dataset, name: str, batch_size: int):  # noqa: ANN001
+        """TRL's pass over the dataset in order of length (batches of similar lengths pad less), its
+        results put back in the dataset's order."""
+        if "prompt_ids" not in dataset.column_names or len(dataset) < 2:
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+        import numpy as np
+
+        order = np.argsort(pair_lengths(dataset), kind="stable")
+        done = super()._precompute_ref_logps(dataset.select(order), name, batch_size)
+        return done.select(np.argsort(order)).flatten_indices()
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
