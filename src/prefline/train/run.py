@@ -117,6 +117,8 @@ def resume(name: str, ledger: Ledger, show_progress: bool = True) -> dict[str, A
         raise PreflineError(f"adapter {name!r} has status {adapter['status']!r}: only a killed or failed run (running, failed) can be resumed")
     spec = get_method(adapter["method"])
     recorded = {k: v for k, v in adapter["config"].items() if k not in ("method", "surface_defaults")}
+    if "group_by_length" in spec.uses:
+        recorded.setdefault("group_by_length", False)  # recorded before batches were grouped: keep its batches
     config = parse(recorded, TrainConfig, f"adapter {name}: recorded config")
     dataset = ledger.get_dataset(str(adapter["dataset_id"]))
     if dataset["content_hash"] != adapter["dataset_hash"]:
