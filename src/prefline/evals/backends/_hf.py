@@ -1,11 +1,14 @@
 """``hf``: transformers in-process.
 
 Chat template, left padding, batches of similar length (padding wastes compute on CPU),
-greedy or seeded sampling, an optional PEFT adapter merged into the base model's weights.
+greedy decoding through prefline's loop whose finished rows leave the batch (``_decode``; the
+same tokens as greedy ``generate``) or seeded sampling through ``generate``, an optional PEFT
+adapter merged into the base model's weights.
 Several adapters are evaluated on one loaded base: :meth:`HFBackend.use_adapter` switches
 between them (or back to the bare base) without reloading the model. Time to first token
-is the batch's: from the start of ``generate`` until the first new token's logits exist
-(the prefill), taken by a no-op logits processor, so it costs nothing and changes no output.
+is the batch's: from the start of decoding until the first new token's logits exist (the
+prefill), taken by a no-op logits processor under ``generate``, so it costs nothing and changes
+no output.
 """
 
 from __future__ import annotations
