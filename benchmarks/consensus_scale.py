@@ -19,6 +19,7 @@ and the 1-minute load average when the step started.
     .venv/bin/python benchmarks/consensus_scale.py                                   # 1M signals, new path
     .venv/bin/python benchmarks/consensus_scale.py --sizes 100000 --baseline         # 100k, new and old path
     .venv/bin/python benchmarks/consensus_scale.py --sizes 100000 --steps majority   # one step
+    .venv/bin/python benchmarks/consensus_scale.py --sizes 100000 1000000 --baseline --baseline-max 100000
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000], help="Signals (records) per file.")
     parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
     parser.add_argument("--baseline", action="store_true", help="Also time the in-memory path (slow and large at 1M).")
+    parser.add_argument("--baseline-max", type=int, default=None, help="Time the in-memory path only for sizes up to this many signals.")
     parser.add_argument("--work", type=Path, default=Path("/tmp/prefline-bench-consensus"), help="Folder for the files and the ledger.")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -152,7 +154,8 @@ def main() -> None:
             writer = write_pairwise if kind == "pairwise" else write_ratings
             path = writer(args.work / f"{kind}-{n}.jsonl", n)
             print(f"# {path} ready ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-            for which in ("new", "old") if args.baseline else ("new",):
+            old = args.baseline and (args.baseline_max is None or n <= args.baseline_max)
+            for which in ("new", "old") if old else ("new",):
                 load = os.getloadavg()[0]
                 out = subprocess.run([sys.executable, __file__, "--child", kind, method, which, str(path), f"{step}-{which}-{n}"],
                                      env=env, capture_output=True, text=True)
