@@ -173,7 +173,28 @@ def token_counts(model_path: str, pairs) -> tuple[int, int, float]:  # noqa: ANN
             full = count(row["prompt"] + row[side])
             real, response = real + full, response + full - prompt
             lengths.append(full)
-    return real, response, sum(lengths) / len(lengths)
+    return real, response, lengths
+
+
+def padded_tokens(lengths: list[int]) -> dict[str, int]:
+    """Tokens the model runs over one epoch, padding included, with random batches (TRL's default) and with
+    transformers' length-grouped sampler (prefline's default), both seeded as the trainer seeds them: every
+    row of a batch (its pairs' chosen and rejected rows) is padded to the batch's longest row."""
+    import torch
+    from torch.utils.data import RandomSampler
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    rows = [(lengths[2 * i], lengths[2 * i + 1]) for i in range(len(lengths) // 2)]
+
+    def epoch(order: list[int]) -> int:
+        batches = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
+        return sum(2 * len(b) * max(max(rows[j]) for j in b) for b in batches)
+
+    random_order = list(RandomSampler(range(len(rows)), generator=torch.Generator().manual_seed(SEED)))
+    grouped = list(LengthGroupedSampler(BATCH, lengths=[max(r) for r in rows], generator=torch.Generator().manual_seed(SEED)))
+    by_length = sorted(range(len(rows)), key=lambda j: max(rows[j]))  # prefline's reference pass
+    return {"real": sum(lengths), "random batches": epoch(random_order), "length-grouped batches": epoch(grouped),
+            "reference pass in length order": epoch(by_length)}
 
 
 def forward_flops(model_path: str, real: int, response: int, mean_len: float) -> float:
@@ -208,7 +229,9 @@ def main() -> None:
     os.environ["PREFLINE_HOME"] = str(home)
     dataset = ledger.get_dataset(str(ingest(data, "bench", ledger).dataset_id))
     pairs = load_pairs(dataset).select_columns(["prompt", "chosen", "rejected"])
-    real, response, mean_len = token_counts(model_path, pairs)
+    real, response, lengths = token_counts(model_path, pairs)
+    mean_len = sum(lengths) / len(lengths)
+    padded = padded_tokens(lengths)
     flops = 3 * forward_flops(model_path, real, response, mean_len)
     load = os.getloadavg()[0]
     peak, peak_cpu = matmul_peak()
@@ -216,6 +239,8 @@ def main() -> None:
           f"{ROUNDS} round(s){', arms in parallel' if PARALLEL else ''}; {real:,} real tokens ({response:,} in responses), "
           f"mean row {mean_len:.0f} tokens; bf16 matmul peak {peak / 1e9:.1f} GFLOP/s, "
           f"{peak_cpu / 1e9:.1f} GFLOP per CPU-second (load {load:.1f})", flush=True)
+    print("tokens the policy runs over per epoch, padding included: " + ", ".join(
+        f"{k} {v:,} ({v / padded['real']:.2f}x real)" for k, v in padded.items() if k != "real"), flush=True)
 
     results: dict[str, list[dict]] = {label: [] for label in CHOSEN}
     names = iter(range(10_000))
