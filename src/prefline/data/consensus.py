@@ -135,8 +135,7 @@ def dawid_skene_em(task, worker, label, n_tasks: int, n_workers: int, n_labels: 
     import numpy as np
 
     task, worker, label = (np.asarray(x, dtype=np.int64) for x in (task, worker, label))
-    probas = np.zeros((n_tasks, n_labels))
-    np.add.at(probas, (task, label), 1.0)
+    probas = np.bincount(task * n_labels + label, minlength=n_tasks * n_labels).reshape(n_tasks, n_labels).astype(float)
     probas /= probas.sum(axis=1, keepdims=True)
     cell = worker * n_labels + label                      # (worker, observed label) of each vote
     used = np.bincount(cell, minlength=n_workers * n_labels) > 0
