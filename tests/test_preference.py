@@ -205,3 +205,17 @@ def test_single_candidate_far_shorter_is_not_extrapolated():
     wins = (rng.random(600) < 1 / (1 + np.exp(-2.0 * x))).astype(float)
     result = length_controlled_winrate(wins, d, samples=50)
     assert result.raw.estimate < result.length_controlled.estimate < 0.5
+
+
+def test_pair_accuracy_interval_is_wilson_not_a_degenerate_bootstrap():
+    """Eight of eight held-out pairs right: the interval must say eight pairs cannot prove 100%.
+
+    Wilson at 90% (z = 1.6449, z^2 = 2.7055), p = 1, n = 8: centre (1 + z^2/16) / (1 + z^2/8) = 0.8736,
+    half-width z * sqrt(z^2 / 256) / (1 + z^2/8) = 0.1264, so [0.7473, 1.0]. A tie counts half.
+    """
+    eight = [{"slices": {"intent": "coding"}, "correct": 1.0} for _ in range(8)]
+    by_slice = accuracy_by_slice(eight)
+    assert by_slice["overall"]["accuracy"] == 1.0
+    assert by_slice["overall"]["ci"][0] == pytest.approx(0.7473, abs=1e-4) and by_slice["overall"]["ci"][1] == 1.0
+    with_tie = accuracy_by_slice([{"slices": {}, "correct": c} for c in (1.0, 0.5, 0.0, 1.0)])
+    assert with_tie["overall"]["accuracy"] == 0.625 and 0.0 < with_tie["overall"]["ci"][0] < 0.625 < with_tie["overall"]["ci"][1] < 1.0

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from prefline.stats import bootstrap_mean
+from prefline.stats import wilson_interval
 
 
 @dataclass
@@ -114,16 +114,21 @@ def pair_accuracy(model, tokenizer, pairs: list[dict[str, Any]], batch_size: int
     return results
 
 
-def accuracy_by_slice(results: list[dict[str, Any]], samples: int = 2000, confidence: float = 0.9, seed: int = 0) -> dict[str, Any]:
-    """Accuracy overall and per ``key=value`` slice, each with n and a bootstrap interval."""
+def accuracy_by_slice(results: list[dict[str, Any]], confidence: float = 0.9) -> dict[str, Any]:
+    """Accuracy overall and per ``key=value`` slice, each with n and a Wilson interval.
+
+    A tie counts half a correct pair. Accuracy is a share, so the interval is Wilson's rather than a
+    bootstrap: 8 of 8 held-out pairs right gives [0.75, 1.00] at 90%, where a bootstrap of eight
+    ones gives [1, 1] and would claim a certainty eight pairs cannot give.
+    """
     groups: dict[str, list[float]] = {}
     for r in results:
         for name in ["overall"] + [f"{k}={v}" for k, v in sorted(r["slices"].items())]:
             groups.setdefault(name, []).append(r["correct"])
     out = {}
     for name, values in sorted(groups.items(), key=lambda kv: (kv[0] != "overall", kv[0])):
-        ci = bootstrap_mean(values, samples=samples, confidence=confidence, seed=seed)
-        out[name] = {"n": len(values), "accuracy": ci.estimate, "ci": [ci.low, ci.high]}
+        low, high = wilson_interval(sum(values), len(values), confidence)
+        out[name] = {"n": len(values), "accuracy": float(np.mean(values)), "ci": [float(low), float(high)]}
     return out
 
 

@@ -334,18 +334,19 @@ def decision_markdown(data: dict[str, Any], html_path: str | None = None) -> str
     lines.append(table(["axis", "verdict"], [[axis, verdict] for axis, verdict in g["axes"].items()]))
     for reason in g.get("reasons") or []:
         lines.append(f"- {cell(reason)}")
+    level = f"estimate [{1 - 2 * g['error_rate']:.0%} CI]"  # the interval each check's decision used
     failing = checks_of(g, "fail")
     unsure = [c for c in checks_of(g, "inconclusive") if c.get("outcome") != "pass"]
     lines += ["", f"**Failing checks ({len(failing)})**", ""]
     if failing:
-        lines.append(table(["check", "n", "baseline → candidate", "change [90% CI]", "p adj"],
+        lines.append(table(["check", "n", "baseline → candidate", level, "p adj"],
                            [[f"{c['metric']} {c['bound']} {c['limit']:g} in {c['slice']}", c["n"], f"{c['baseline']:.3f} → {c['candidate']:.3f}",
                              _change(c), f"{c['p_adjusted']:.2g}" if c.get("p_adjusted") is not None else "-"] for c in failing]))
     else:
         lines.append("None.")
     if unsure:
         lines += ["", f"**Inconclusive checks ({len(unsure)})**", ""]
-        lines.append(table(["check", "n", "change [90% CI]", "items needed to decide", "counts as"],
+        lines.append(table(["check", "n", level, "items needed to decide", "counts as"],
                            [[f"{c['metric']} {c['bound']} {c['limit']:g} in {c['slice']}", c["n"], _change(c),
                              c.get("items_needed") or "-", c.get("outcome")] for c in unsure[:10]]))
     lines += ["", "**Top regressions and their likely cause**", "", *_findings_md(data["diagnosis"])]
@@ -355,10 +356,17 @@ def decision_markdown(data: dict[str, Any], html_path: str | None = None) -> str
 
 
 def _change(c: dict[str, Any]) -> str:
+    """The check's estimate with the interval its decision used (as `prefline gate` prints it): a
+    difference for max_increase/max_decrease, a ratio for the ratio bounds, the candidate's mean for
+    hard limits. Without one (too few items) the paired difference and its bootstrap interval."""
+    if c.get("estimate") is not None:
+        fmt = "{:+.3f}" if c.get("bound") in ("max_increase", "max_decrease") else "{:.3f}"
+        ci = f" [{fmt.format(c['low'])}, {fmt.format(c['high'])}]" if c.get("low") is not None and c.get("high") is not None else ""
+        return f"{fmt.format(c['estimate'])}{ci}"
     if c.get("delta") is None:
         return "-"
     ci = f" [{c['delta_low']:+.3f}, {c['delta_high']:+.3f}]" if c.get("delta_low") is not None and c.get("delta_high") is not None else ""
-    return f"{c['delta']:+.3f}{ci}"
+    return f"difference {c['delta']:+.3f}{ci}"
 
 
 def diagnose_markdown(data: dict[str, Any], html_path: str | None = None) -> str:

@@ -56,8 +56,8 @@ def num(value: Any, digits: int = 3) -> str:
     """A number for a table cell: integers as they are, floats to ``digits`` places."""
     if _missing(value):
         return "–"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)  # a name (a method, a dataset version) where a cause's old/new is not a number
     return f"{value:.{digits}f}"
 
 
