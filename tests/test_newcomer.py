@@ -146,3 +146,22 @@ def test_eval_without_suite_says_which_it_uses(monkeypatch):
     result = runner.invoke(app, ["eval"])
     assert result.exit_code == 2
     assert "no --suite given: evaluating on the shipped `smoke` suite v1 (32 items)" in result.stderr
+
+
+def test_tutorial_example_files_give_the_figures_the_tutorial_shows(ledger):
+    """docs/tutorial.md walks examples/tutorial: its pairs ingest whole (40 of 40), hash as shown,
+    split 4 of 20 prompts out, and its suite validates with 24 items and the hash shown."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "tutorial"
+    tutorial = (Path(__file__).resolve().parents[1] / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    ingested = runner.invoke(app, ["data", "ingest", str(root / "pairs.jsonl"), "--name", "mine"])
+    assert ingested.exit_code == 0, ingested.output
+    assert "read 40 = accepted 40 + rejected 0" in ingested.output
+    first_line = next(line for line in ingested.output.splitlines() if line.startswith("dataset mine@1"))
+    assert first_line.split("hash ")[1].rstrip(")") in tutorial
+    done = runner.invoke(app, ["data", "split", "mine", "--heldout", "0.2"])
+    assert done.exit_code == 0 and "4 of 20 prompts held out" in done.output
+    checked = runner.invoke(app, ["suite", "validate", str(root / "my-suite")])
+    assert checked.exit_code == 0 and "24 items valid" in checked.output
+    assert checked.output.split("hash ")[1][:12] in tutorial
