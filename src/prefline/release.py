@@ -18,6 +18,9 @@ recorded for it, the gate decision that let it in, and the surface's reference r
 
 Two writers deciding against the same state cannot both be recorded: each appends the next
 ``seq`` after the row it read, and the ledger's unique ``(surface, seq)`` admits only the first.
+
+(A little over 400 lines: promote, rollback and pin share the append-only state machine and the
+surfaces file; keeping them together keeps the one place where a release row is written.)
 """
 
 from __future__ import annotations

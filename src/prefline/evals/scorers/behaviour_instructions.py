@@ -9,6 +9,9 @@ instruction passes if any of eight variants of the response passes, namely the r
 its first line, last line, both or neither removed (a "Sure, here it is:" or "Hope this helps!"
 wrapper), each with and without markdown emphasis (``**``, ``*``, ``__``) removed. Loose is
 therefore never stricter than strict.
+
+(A little over 400 lines: one short check per instruction type, kept beside the registry that
+declares their parameters.)
 """
 
 from __future__ import annotations
