@@ -113,14 +113,23 @@ class WeightedDPOTrainer(DPOTrainer):
         self.data_collator = _WeightCollator(self.data_collator)
 
     def _get_train_sampler(self, train_dataset=None):  # noqa: ANN001
-        """With ``train_sampling_strategy="group_by_length"``, transformers' length-grouped sampler over each
-        pair's longest row (prompt plus the longer response): batches of similar lengths, less padding."""
-        dataset = self.train_dataset if train_dataset is None else train_dataset
-        if self.args.train_sampling_strategy != "group_by_length" or dataset is None or "prompt_ids" not in dataset.column_names:
-            return super()._get_train_sampler(train_dataset)
+        """The batch order, drawn from a generator seeded with the run's seed, not from torch's global state
+        (which precomputing advances, or not when TRL finds its cached result, so the same seed would give
+        other batches). With ``train_sampling_strategy="group_by_length"``: transformers' length-grouped sampler
+        over each pair's longest row (prompt plus the longer response), so batches pad less."""
+        from torch.utils.data import RandomSampler
         from transformers.trainer_pt_utils import LengthGroupedSampler
 
-        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=pair_lengths(dataset))
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        generator = torch.Generator().manual_seed(seed)
+        strategy = self.args.train_sampling_strategy
+        if strategy == "group_by_length" and dataset is not None and "prompt_ids" in dataset.column_names:
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=pair_lengths(dataset), generator=generator)
+        if strategy == "random" and dataset is not None and hasattr(dataset, "__len__"):
+            return RandomSampler(dataset, generator=generator)
+        return super()._get_train_sampler(train_dataset)
 
     def _precompute_ref_logps(self, dataset, name: str, batch_size: int):  # noqa: ANN001
         """TRL's pass over the dataset in order of length (batches of similar lengths pad less), its
