@@ -1,7 +1,7 @@
 """The demo: a length bias in the data, caught by the gate, explained by diagnose, fixed, and released.
 
-On the embedded model and the demo data shipped with prefline (written for it, see
-``tools/demo_data.py``), every number computed in the run:
+On the embedded model, the demo data shipped with prefline (written for it, see ``tools/demo_data.py``)
+and the ``demo`` suite (short questions for chat and voice), every number computed in the run:
 
 1. ingest four kinds of signal (pairwise votes with a dissenting annotator, ratings, implicit
    events, judge labels asked in both orders) and mix them into one dataset; its report shows the
@@ -12,7 +12,8 @@ On the embedded model and the demo data shipped with prefline (written for it, s
 4. mitigate: a length-balanced version of the data (``data mix --balance-length``) and a
    length-desensitized method (``ld-dpo``); evaluate, gate again, and show what changed;
 5. promote what passed; force a bad release out and roll it back, with recovery confirmed or not;
-6. write what the reports are built from (gate decisions, diagnosis, releases) and print the paths.
+6. write the reports (HTML per run, adapter, gate decision, the diagnosis, capability per candidate and the
+   releases; markdown per gate decision; the JSON they are built from) and print the paths.
 
 The surfaces (their suite, policy, model and decoding) are written to ``surfaces.yaml`` in the
 demo's output folder, so every ``prefline release ...`` command it prints next works as shown.
@@ -51,7 +52,7 @@ from prefline.train.run import train
 
 # The demo's training: enough steps for SmolLM2-135M to pick up the data's length preference on
 # every run (measured: see the README), few enough to stay within minutes on two CPU cores.
-DEMO_TRAIN = TrainConfig(epochs=1, max_steps=20, learning_rate=5e-4, beta=0.1, batch_size=4, max_length=320)
+DEMO_TRAIN = TrainConfig(epochs=1, max_steps=20, learning_rate=1e-3, beta=0.1, batch_size=4, max_length=320)
 # ld_alpha: the share of the longer response's extra tokens that counts in the margin (LD-DPO).
 MITIGATED_TRAIN = DEMO_TRAIN.model_copy(update={"ld_alpha": 0.3})
 DEMO_DECODING = DecodingConfig(max_new_tokens=160, batch_size=16)
@@ -106,7 +107,7 @@ class _Steps:
 
 
 def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, max_steps: int | None = None,
-             suite_name: str = "smoke", out_dir: str | Path | None = None, decoding: DecodingConfig | None = None,
+             suite_name: str = "demo", out_dir: str | Path | None = None, decoding: DecodingConfig | None = None,
              show_progress: bool = True) -> DemoResult:
     """Run the whole story; see the module docs. Returns what it made; prints results on ``console``."""
     began = time.perf_counter()
@@ -258,14 +259,34 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
 
 
 def write_html_reports(ledger: Ledger, result: DemoResult, out: Path) -> dict[str, Path]:
-    """HTML reports of the demo's runs, gate decisions, diagnosis and releases.
+    """The HTML reports of what the demo made, one self-contained page each, written under ``out``.
 
-    HOOK: the HTML reports for runs, comparisons, gate decisions, diagnoses and releases are being
-    built as ``prefline report ...`` (the ``prefline.report`` package). Until they are available
-    the demo writes the JSON those reports are rendered from (gate-*.json, diagnosis-*.json,
-    releases.json), the markdown summary and the data report's HTML; call the HTML writers here.
+    Per eval run (``run-ROLE.html``) and adapter (``adapter-ROLE.html``); per gate decision
+    (``gate-ROLE-SURFACE.html``, with its markdown summary for a pull request); the diagnosis of the
+    length-biased candidate; a capability report per candidate (style and refusal apart from
+    accuracy); and the releases of both surfaces over time. Returns label -> path, in that order.
     """
-    return {}
+    from prefline.report import (write_adapter_report, write_capability_report, write_diagnose_report, write_gate_report,
+                                 write_release_report, write_run_report)
+
+    files: dict[str, Path] = {}
+    for role, run in result.runs.items():
+        files[f"run_{role}_html"] = write_run_report(ledger, run, html=out / f"run-{role}.html")["html"]
+    for role, name in result.adapters.items():
+        files[f"adapter_{role}_html"] = write_adapter_report(ledger, name, html=out / f"adapter-{role}.html")["html"]
+    for key, gate in result.gates.items():
+        stem = f"gate-{key.replace('/', '-')}"
+        written = write_gate_report(ledger, gate["decision"], html=out / f"{stem}.html", md=out / f"{stem}.md")
+        files[f"{stem.replace('-', '_')}_html"], files[f"{stem.replace('-', '_')}_md"] = written["html"], written["markdown"]
+    base = result.runs["baseline"]
+    if "dpo" in result.runs:
+        files["diagnosis_html"] = write_diagnose_report(ledger, base, result.runs["dpo"], html=out / "diagnosis-dpo.html")["html"]
+    for role in ("dpo", "mitigated"):
+        if role in result.runs:
+            files[f"capability_{role}_html"] = write_capability_report(ledger, base, result.runs[role],
+                                                                       html=out / f"capability-{role}.html")["html"]
+    files["releases_html"] = write_release_report(ledger, html=out / "releases.html")["html"]
+    return files
 
 
 def _data_report_html(report: dict[str, Any], path: Path) -> Path:
