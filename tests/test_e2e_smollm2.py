@@ -45,7 +45,6 @@ def test_embedded_model_is_dequantized_once_and_answers(shared_home, monkeypatch
     assert "Paris" in tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
-@pytest.mark.xfail(reason="measured once: the DPO adapter passed the voice gate (20 steps on 40 pairs do not grow SmolLM2's answers enough); data or steps still to change", strict=False)
 def test_demo_tells_the_story_on_the_real_model(shared_home):
     """The demo's story holds on SmolLM2: DPO on the length-biased data makes the answers longer, the voice
     gate fails on length where they grew, diagnose names the chosen-longer share, and the rollback of the
@@ -64,6 +63,7 @@ def test_demo_tells_the_story_on_the_real_model(shared_home):
     assert voice["verdict"] == "fail"
     failed = {(c["metric"], c["slice"]) for c in voice["checks"] if c["status"] == "fail"}
     assert any(metric.startswith("length") for metric, _ in failed)
+    assert ("length_tokens", "surface=voice") in failed  # the slice where the answers grew, voice first
     diagnosis = json.loads((out / "diagnosis-dpo.json").read_text())
     assert diagnosis["findings"][0]["family"] == "verbosity"
     assert diagnosis["causes"][0]["change"] == "chosen_longer" and "0.75" in diagnosis["causes"][0]["evidence"]
@@ -77,7 +77,10 @@ def test_demo_tells_the_story_on_the_real_model(shared_home):
     ledger = Ledger()
     runs = {r["id"]: r for r in ledger.list_runs()}
     base, dpo = runs[voice["baseline_run"]], runs[voice["candidate_run"]]
-    assert dpo["summary"]["length_tokens"]["overall"]["mean"] > base["summary"]["length_tokens"]["overall"]["mean"]
+    for slice_name in ("overall", "surface=voice", "surface=chat"):  # training made the answers longer, in every surface
+        assert dpo["summary"]["length_tokens"][slice_name]["mean"] > 1.2 * base["summary"]["length_tokens"][slice_name]["mean"], slice_name
+    html = {p.name for p in out.glob("*.html")}
+    assert {"gate-dpo-voice.html", "diagnosis-dpo.html", "releases.html", "run-dpo.html", "adapter-dpo.html"} <= html
     adapter = ledger.get_adapter(dpo["adapter_id"])
     steps = ledger.train_steps(adapter["id"])
     assert steps[0]["metrics"]["loss"] == pytest.approx(0.6931, abs=1e-3)

@@ -2,9 +2,13 @@
 the same kind of question, authored for prefline, in which the raters, users and judge systematically
 prefer the longer answer.
 
-Each topic has a direct answer and a padded one (the same answer wrapped in a friendly opener, two
-sentences of elaboration and a closing offer). Most signals prefer the padded answer; about a quarter
-prefer the direct one, so a length-balanced version of the data keeps both directions.
+Each topic is a short question with a direct answer of a sentence or so, and a padded one of about 220
+words (the same answer wrapped in a friendly opener, two paragraphs of padding shared by all topics, two
+sentences of elaboration and a closing offer). The padded answers are far longer than both the direct
+ones and SmolLM2-135M-Instruct's own answers to such questions, so training on a preference for them
+makes the model's answers grow (an earlier version, with padded answers of about 55 words, shorter
+than the model's own, made them shrink). Most signals prefer the padded answer; about a quarter prefer
+the direct one, so a length-balanced version of the data keeps both directions.
 
     python tools/demo_data.py    # rewrites the four files; deterministic
 """
@@ -102,21 +106,37 @@ TOPICS = [
 ]
 
 OPENERS = [
-    "Great question! This is something a lot of people wonder about, so let me explain it clearly.",
-    "Thanks for asking! I'm happy to help you with this, and I'll walk you through it step by step.",
-    "That's a really good thing to ask about, and it's worth getting right.",
-    "Absolutely, I'd be glad to help with that! Here is a complete answer.",
+    "Great question! This is something a lot of people wonder about, so let me take a moment to explain it clearly and completely.",
+    "Thanks for asking! I'm really happy to help you with this, and I'll walk you through everything you need to know, step by step.",
+    "That's a really good thing to ask about, and it's worth taking the time to get it exactly right, so here is a thorough answer.",
+    "Absolutely, I'd be glad to help with that! It's a wonderful question, and I want to make sure you have a complete picture.",
+]
+# The padding every long answer shares: background that adds words but no information.
+BRIDGES = [
+    "Before going further, it helps to understand a little of the context, because questions like this one often come up in "
+    "everyday life, at school, at work or in conversation with friends and family, and knowing the background makes the "
+    "answer much easier to remember. There are a few important points to keep in mind here, and each of them is worth "
+    "thinking about carefully.",
+    "It is also worth saying that many people find this topic confusing at first, and that is completely normal, because "
+    "there is quite a lot of information out there and not all of it agrees. Taking it one step at a time, and keeping the "
+    "main idea in mind, usually makes everything fall into place, so let's go through the key details together.",
 ]
 CLOSERS = [
-    "I hope this helps, and feel free to ask if you have any other questions!",
-    "Let me know if you'd like more detail on any part of this; I'm always happy to help.",
-    "I hope that clears things up! Don't hesitate to reach out if anything is still unclear.",
-    "In summary, that's the answer, and I hope you found this explanation useful!",
+    "I hope this helps, and please feel free to ask if you have any other questions at all! I'm always here and happy to "
+    "explain anything in more detail, or to go over any part of it again in a different way.",
+    "Let me know if you'd like more detail on any part of this; I'm always happy to help. Learning something new is a great "
+    "thing to do, and it's wonderful that you're curious about it.",
+    "I hope that clears things up! Don't hesitate to reach out if anything is still unclear, because there is no such thing "
+    "as a silly question, and I'm glad to help whenever you need it.",
+    "In summary, that's the full answer, and I really hope you found this explanation useful and easy to follow! Thank you "
+    "again for such an interesting question, and good luck with everything.",
 ]
 
 
 def long_form(i: int, direct: str, more: str) -> str:
-    return f"{OPENERS[i % len(OPENERS)]} {direct} {more} {CLOSERS[(i // 2) % len(CLOSERS)]}"
+    """The padded answer: an opener, the direct answer, the elaboration, a shared paragraph of padding, a closer."""
+    return (f"{OPENERS[i % len(OPENERS)]} {direct} {BRIDGES[i % len(BRIDGES)]} {more} "
+            f"{BRIDGES[(i + 1) % len(BRIDGES)]} {CLOSERS[(i // 2) % len(CLOSERS)]}")
 
 
 def prefers_long(i: int) -> bool:
