@@ -5,10 +5,11 @@ prefer the longer answer.
 Each topic is a short question with a direct answer of a sentence or so, and a padded one of about 220
 words (the same answer wrapped in a friendly opener, two paragraphs of padding shared by all topics, two
 sentences of elaboration and a closing offer). The padded answers are far longer than both the direct
-ones and SmolLM2-135M-Instruct's own answers to such questions, so training on a preference for them
-makes the model's answers grow (an earlier version, with padded answers of about 55 words, shorter
-than the model's own, made them shrink). Most signals prefer the padded answer; about a quarter prefer
-the direct one, so a length-balanced version of the data keeps both directions.
+ones and SmolLM2-135M-Instruct's own answers (129 tokens on average on the smoke suite, measured), so a
+preference for them points to longer answers than the model gives. An earlier version, whose padded
+answers of about 55 words were shorter than the model's own, made its answers shrink under DPO (129 to
+116 tokens). Most signals prefer the padded answer; about a quarter prefer the direct one, so a
+length-balanced version of the data keeps both directions.
 
     python tools/demo_data.py    # rewrites the four files; deterministic
 """
