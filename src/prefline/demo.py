@@ -55,7 +55,7 @@ from prefline.train.run import train
 DEMO_TRAIN = TrainConfig(epochs=1, max_steps=20, learning_rate=1e-3, beta=0.1, batch_size=4, max_length=320)
 # ld_alpha: the share of the longer response's extra tokens that counts in the margin (LD-DPO).
 MITIGATED_TRAIN = DEMO_TRAIN.model_copy(update={"ld_alpha": 0.3})
-DEMO_DECODING = DecodingConfig(max_new_tokens=160, batch_size=16)
+DEMO_DECODING = DecodingConfig(max_new_tokens=256, batch_size=16)
 SIGNALS = (("votes", "pairwise"), ("ratings", "ratings"), ("events", "events"), ("judged", "judge"))
 SURFACES = (("chat", "default"), ("voice", "voice"))  # surface -> gate policy; voice: stricter length and latency bounds
 WATCH = ("length_tokens", "length_sentences", "voice_too_long", "over_refusal", "hedging_rate", "ttft_s")

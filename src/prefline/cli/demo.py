@@ -30,7 +30,7 @@ def demo_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the embedded SmolLM2-135M-Instruct)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Train each adapter for this many steps instead of the demo's 20."),
     suite: str = typer.Option("demo", "--suite", help="Shipped suite or suite folder both surfaces evaluate and gate on (default: demo, short questions for chat and voice)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Longest generated answer, in tokens (default 160)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Longest generated answer, in tokens (default 256)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the demo's files: surfaces, gate decisions, diagnosis, reports (default: $PREFLINE_HOME/demo)."),
 ) -> None:
     """The whole story on shipped data: a length bias in the data, caught by the gate, diagnosed, mitigated, released, rolled back.

@@ -26,14 +26,14 @@ def write_run_report(ledger, run: int | str, html: str | Path | None = None, md:
     """The report of one eval run: header, metrics by layer with intervals, slices, the items and their scores."""
     from prefline.report.run import run_data, run_html, run_markdown
 
-    return _write(run_data(ledger, run), html, md, run_html, run_markdown)
+    return write_files(run_data(ledger, run), html, md, run_html, run_markdown)
 
 
 def write_adapter_report(ledger, name: str, html: str | Path | None = None, md: str | Path | None = None) -> dict[str, Path]:  # noqa: ANN001
     """The report of one adapter: training curves, the drift-probe trajectory and its lineage."""
     from prefline.report.adapter import adapter_data, adapter_html, adapter_markdown
 
-    return _write(adapter_data(ledger, name), html, md, adapter_html, adapter_markdown)
+    return write_files(adapter_data(ledger, name), html, md, adapter_html, adapter_markdown)
 
 
 def write_compare_report(ledger, baseline: int | str, candidate: int | str, html: str | Path | None = None,  # noqa: ANN001
