@@ -217,3 +217,11 @@ def test_write_functions_for_other_commands(story, tmp_path):
     written = write_gate_report(story["ledger"], decision, tmp_path / "g.html", tmp_path / "g.md")
     assert set(written) == {"html", "markdown"} and written["html"].read_text().startswith("<!doctype html>")
     assert f"Full report: `{tmp_path / 'g.html'}`" in written["markdown"].read_text()
+
+
+def test_number_cells_keep_text_values_as_they_are():
+    """A diagnosed cause's old and new value may be text (a method, a dataset): shown as is, numbers rounded."""
+    from prefline.report.html import num
+
+    assert num("dpo") == "dpo" and num("demo@2") == "demo@2"
+    assert num(0.12345) == "0.123" and num(0.5, 2) == "0.50" and num(7) == "7" and num(None) == "–"
