@@ -245,9 +245,12 @@ def run_demo(ledger: Ledger, console: Console, model_spec: str | None = None, ma
     for label, path in result.files.items():
         console.print(f"{label + ':':22s}{path}", markup=False, highlight=False)
     dpo, mitigated = result.runs["dpo"], result.runs["mitigated"]
+    voice = result.gates.get("dpo/voice", {}).get("verdict", "")
+    gate_note = {"fail": "the failing gate again (exit 1)", "pass": "the voice gate again (it passed: exit 0)"}.get(
+        voice, "the voice gate again (inconclusive: exit 2)")
     console.print(
         f"ledger: {ledger.safe_url}\n\nnext:\n"
-        f"  prefline gate {base_run} {dpo} --policy voice         the failing gate again (exit 1)\n"
+        f"  prefline gate {base_run} {dpo} --policy voice         {gate_note}\n"
         f"  prefline diagnose {base_run} {dpo}                    the regressions and their likely cause\n"
         f"  prefline compare {dpo} {mitigated}                    what the mitigation changed, every metric and slice\n"
         f"  prefline release history --surface chat              every promotion and rollback\n"
