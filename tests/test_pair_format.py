@@ -9,12 +9,16 @@ definition; a change that alters any of them changes what users' datasets hash t
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefline.data.ingest import ingest
 from prefline.data.mix import mix
+from prefline.data.schema import Pair, PairContent, pair_fields
+from prefline.data.store import pairs_table, schemas, tables
 from prefline.demo import SIGNALS, demo_data_path
 from prefline.hashing import content_hash
 
@@ -160,3 +164,38 @@ def test_shipped_data_stores_as_recorded(ledger):
     assert found == EXPECTED
     assert pair_schemas == {PAIRS_SCHEMA}
     assert signal_schemas == {SIGNALS_SCHEMA}
+
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+
+def test_the_arrow_schema_of_pairs_is_the_pair_definition():
+    """Column for field, in order: message lists for the conversation, JSON text for the other dicts and
+    lists, string / double / int64 for str / float / int; every column nullable, as files always had it."""
+    pairs_schema, _ = schemas()
+    assert pairs_schema.names == [f.name for f in fields(Pair)]
+    expected = {"prompt": MESSAGES, "chosen": MESSAGES, "rejected": MESSAGES, "slices": pa.string(), "axes": pa.string(),
+                "signals": pa.string(), "weight": pa.float64(), "confidence": pa.float64(), "n_signals": pa.int64()}
+    for column in pairs_schema:
+        assert column.type == expected.get(column.name, pa.string()), column.name
+        assert column.nullable
+    required = [f.name for f in fields(Pair) if f.default is MISSING and f.default_factory is MISSING]
+    assert required == ["prompt", "chosen", "rejected"]
+
+
+def test_an_input_row_is_the_pair_fields_ingest_does_not_fill_in():
+    row = {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away.", "slices": {"intent": "chat"}, "source": "s.jsonl", "weight": 0.5}
+    content = pair_fields(row)
+    assert isinstance(content, PairContent)
+    assert PairContent._fields == ("prompt", "chosen", "rejected", "slices", "source", "weight")
+    assert content.chosen == [{"role": "assistant", "content": "Hello."}] and content.weight == 0.5
+    pair = Pair(*content)
+    assert pair.id and pair.confidence is None and pair.signals == []
+    # a Pair made in memory becomes the table a stored version has: same columns, same types, JSON text round-trips
+    table = pairs_table([pair])
+    assert table.schema.equals(schemas()[0])
+    (stored,) = table.to_pylist()
+    assert stored["slices"] == '{"intent": "chat"}' and stored["axes"] == "{}" and stored["signals"] == "[]"
+    assert {k: v for k, v in stored.items() if k not in ("slices", "axes", "signals")} == \
+        {k: v for k, v in pair.to_row().items() if k not in ("slices", "axes", "signals")}
+    assert tables([pair], None)[0].equals(table)

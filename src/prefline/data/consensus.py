@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
-from prefline.data.schema import Signal
+from prefline.data.schema import Pair, Signal
 from prefline.errors import PreflineError
 
 METHODS = ("majority", "dawid-skene", "none")
@@ -237,7 +236,7 @@ def single(key: str, signal: Signal) -> Outcome:
     return _finish(key, [signal], signal.label, signal.confidence, "none")
 
 
-# --- outcome -> stored pair row ------------------------------------------------------------
+# --- outcome -> stored pair ------------------------------------------------------------------
 
 
 def _relative(label: str, outcome_label: str) -> str:
@@ -247,8 +246,8 @@ def _relative(label: str, outcome_label: str) -> str:
     return {"a": "rejected", "b": "chosen", "tie": "tie"}[label]
 
 
-def pair_row(outcome: Outcome) -> dict[str, Any]:
-    """The pairs.parquet row of a group that made a pair (JSON-text columns stay lists/dicts here)."""
+def pair_row(outcome: Outcome) -> Pair:
+    """The stored pair of a group that made one: its head's messages, its signals' tags and sources, and how consensus made it."""
     signals, label = outcome.signals, outcome.label
     first = signals[0]
     chosen, rejected = (first.a, first.b) if label == "a" else (first.b, first.a)
@@ -257,17 +256,17 @@ def pair_row(outcome: Outcome) -> dict[str, Any]:
         for k, v in signal.slices.items():
             slices.setdefault(k, v)
     sources = sorted({s.source for s in signals if s.source})
-    return {
-        "id": first.pair_ids[label],
-        "prompt": first.prompt, "chosen": chosen, "rejected": rejected,
-        "slices": slices, "source": ",".join(sources), "weight": outcome.confidence,
-        "confidence": outcome.confidence, "consensus": outcome.method,
-        "rule": ",".join(sorted({s.rule for s in signals})), "n_signals": len(signals),
-        "axes": {axis: _relative(choice, label) for axis, choice in outcome.axes.items()},
-        "signals": [{"kind": s.kind, "rule": s.rule, "source": s.source, "annotator": s.annotator,
-                     "label": _relative(s.label, label), "confidence": s.confidence, "rationale": s.rationale,
-                     "axes": {axis: _relative(c, label) for axis, c in s.axes.items()}, "lines": s.lines,
-                     **({"extra": s.meta["extra"]} if s.meta.get("extra") else {})}
-                    for s in signals],
-        "key": outcome.key,
-    }
+    return Pair(
+        id=first.pair_ids[label],
+        prompt=first.prompt, chosen=chosen, rejected=rejected,
+        slices=slices, source=",".join(sources), weight=outcome.confidence,
+        confidence=outcome.confidence, consensus=outcome.method,
+        rule=",".join(sorted({s.rule for s in signals})), n_signals=len(signals),
+        axes={axis: _relative(choice, label) for axis, choice in outcome.axes.items()},
+        signals=[{"kind": s.kind, "rule": s.rule, "source": s.source, "annotator": s.annotator,
+                  "label": _relative(s.label, label), "confidence": s.confidence, "rationale": s.rationale,
+                  "axes": {axis: _relative(c, label) for axis, c in s.axes.items()}, "lines": s.lines,
+                  **({"extra": s.meta["extra"]} if s.meta.get("extra") else {})}
+                 for s in signals],
+        key=outcome.key,
+    )

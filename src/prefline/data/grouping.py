@@ -303,7 +303,7 @@ class Grouper:
             picked = np.concatenate([order[starts[g]:starts[g + 1]] for g in block])
             texts = table.column("signal").take(pa.array(picked)).to_pylist()
             ids = list(zip(heads.column("id_a").to_pylist(), heads.column("id_b").to_pylist()))
-            rows, made, chose_a = [], [], []
+            made, heads_of, chose_a = [], [], []
             at = 0
             for group in block.tolist():
                 size = int(starts[group + 1] - starts[group])
@@ -321,15 +321,15 @@ class Grouper:
                         for line in view.lines:
                             no_consensus.setdefault(line, Fate(line, "excluded", outcome.category, outcome.reason))
                     continue
-                rows.append(consensus_mod.pair_row(outcome))
-                made.append(group - offset)
+                made.append(consensus_mod.pair_row(outcome))
+                heads_of.append(group - offset)
                 chose_a.append(outcome.label == "a")
                 for view in views:
                     for line in view.lines:
                         self.accepted.set(line)
-            if rows:
-                pairs = tables(rows, None)[0]
-                mine = heads.take(pa.array(made, pa.int64()))
+            if made:
+                pairs = tables(made, None)[0]
+                mine = heads.take(pa.array(heads_of, pa.int64()))
                 chose_a = pa.array(chose_a, pa.bool_())
                 for name, column in (("prompt", mine.column("prompt")), ("chosen", pc.if_else(chose_a, mine.column("a"), mine.column("b"))),
                                      ("rejected", pc.if_else(chose_a, mine.column("b"), mine.column("a")))):

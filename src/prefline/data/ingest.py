@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from prefline.data import consensus as consensus_mod
-from prefline.data.schema import SCHEMA_VERSION, Signal
+from prefline.data.schema import SCHEMA_VERSION, Pair, Signal
 from prefline.data.signals import SIGNAL_KINDS, Fate, IngestRules, KindContext, extra_fields, load_rules
 from prefline.data.sources import DEFAULT_SIGNAL, RawRecord, jsonl_texts, read_jsonl, reader_for
 from prefline.data.store import VersionWriter, check_name, tables
@@ -90,10 +90,10 @@ class IngestResult:
 
 @dataclass
 class Assembly:
-    """What a stream of records became: pair rows, all signals, and the fate of every record."""
+    """What a stream of records became: its pairs, all signals, and the fate of every record."""
 
     n_read: int
-    rows: list[dict[str, Any]]
+    pairs: list[Pair]
     signals: list[Signal]
     fates: dict[int, Fate]              # every record not accepted
     accepted: set[int]
@@ -164,7 +164,7 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
     else:
         outcomes = consensus_mod.combine(groups, method)
 
-    rows, accepted = [], set()
+    pairs, accepted = [], set()
     for outcome in outcomes.values():
         new = [s for s in outcome.signals if id(s) not in carried_ids]
         if outcome.label is None:
@@ -172,7 +172,7 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
                 for line in signal.lines:
                     late.setdefault(line, Fate(line, "excluded", outcome.category, outcome.reason))
             continue
-        rows.append(consensus_mod.pair_row(outcome))
+        pairs.append(consensus_mod.pair_row(outcome))
         accepted.update(line for signal in new for line in signal.lines)
 
     for line in valid_lines:
@@ -182,7 +182,7 @@ def assemble(records: Iterable[RawRecord], kind: str, ctx: KindContext, method: 
     for line in accepted & set(fates):
         del fates[line]  # a record that feeds a stored pair is accepted, whatever else it fed
     assert n_read == len(accepted) + len(fates), "every record has exactly one outcome"
-    return Assembly(n_read, rows, signals, fates, accepted, ctx.stats, ctx.audit)
+    return Assembly(n_read, pairs, signals, fates, accepted, ctx.stats, ctx.audit)
 
 
 def keep_extra(signal: Signal, found: list[dict[str, Any]]) -> None:
@@ -200,7 +200,7 @@ def keep_extra(signal: Signal, found: list[dict[str, Any]]) -> None:
 
 @dataclass(frozen=True)
 class StreamJob:
-    """What a chunk of records needs to become signals and rows (sent once to each worker process)."""
+    """What a chunk of records needs to become signals and pairs (sent once to each worker process)."""
 
     kind: str
     source: str
@@ -234,10 +234,10 @@ def _digest(identity: tuple) -> bytes:
 
 
 def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
-    """Each record of a chunk -> its one signal (with its pair row) or its fate; no state beyond the chunk."""
+    """Each record of a chunk -> its one signal (with its pair) or its fate; no state beyond the chunk."""
     ctx = KindContext(source=job.source, rules=job.rules)
     spec = SIGNAL_KINDS[job.kind]
-    outcomes, rows, signals = [], [], []
+    outcomes, made, signals = [], [], []
     for record in records:
         if record.error is not None:
             outcomes.append((record.line, Fate(record.line, "rejected", "unreadable", record.error), None))
@@ -253,12 +253,12 @@ def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
         outcome = None if item.excluded else consensus_mod.single(item.key, item)
         fate = None
         if outcome is not None and outcome.label is not None:
-            rows.append(consensus_mod.pair_row(outcome))
+            made.append(consensus_mod.pair_row(outcome))
         else:  # excluded by its kind (a position-inconsistent verdict), or a tie, which makes no pair
             category, reason = (item.excluded["category"], item.excluded["reason"]) if item.excluded else (outcome.category, outcome.reason)
             fate = Fate(record.line, "excluded", category, reason)
         outcomes.append((record.line, fate, _digest(_identity(item, job.method))))
-    pairs, signal_rows = tables(rows, signals if job.keep_signals else None)
+    pairs, signal_rows = tables(made, signals if job.keep_signals else None)
     return Answers(outcomes, pairs, signal_rows, ctx.stats, ctx.audit, ctx.unknown)
 
 
@@ -440,8 +440,8 @@ def _rejects(built: Assembly, reread) -> list[tuple[Fate, str | None]]:
 
 def write_assembly(out: VersionWriter, built: Assembly, reread) -> None:
     """An assembled dataset (combined signals) into a version: its pairs, signals and every record not accepted."""
-    for start in range(0, max(len(built.rows), len(built.signals)), WRITE_BATCH):
-        out.write(*tables(built.rows[start:start + WRITE_BATCH], built.signals[start:start + WRITE_BATCH]))
+    for start in range(0, max(len(built.pairs), len(built.signals)), WRITE_BATCH):
+        out.write(*tables(built.pairs[start:start + WRITE_BATCH], built.signals[start:start + WRITE_BATCH]))
     for fate, raw in _rejects(built, reread):
         out.reject(fate, raw)
     out.n_read, out.n_accepted = built.n_read, len(built.accepted)

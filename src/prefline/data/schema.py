@@ -13,6 +13,8 @@ form, so the training stage hands them to TRL unchanged:
 - ``weight``: how much the pair should count in training, in (0, 1]; 1.0 unless the
   data pipeline's consensus assigned a lower confidence.
 - ``id``: the content hash of prompt + chosen + rejected; equal content, equal id.
+- ``confidence``, ``consensus``, ``rule``, ``n_signals``, ``axes``, ``signals``, ``key``: how
+  ingest's consensus made the pair from its signals (see :class:`Pair`).
 
 A :class:`Signal` is one piece of evidence about two responses to one prompt (a human's
 A/B choice, two ratings, a user's edit, a judge's verdict). Signals about the same
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefline.hashing import canonical_json, content_hash
 
@@ -39,22 +41,57 @@ class RowError(ValueError):
     """A row that cannot become a Pair; the message says which field and why."""
 
 
+Messages = list[dict[str, str]]  # [{"role", "content"}, ...]
+
+# The fields ingest fills in (the id it hashes, the record of how consensus made the pair): an input
+# row does not give them, so they are not part of PairContent.
+_BY_INGEST = {"by_ingest": True}
+
+
 @dataclass
 class Pair:
-    prompt: list[dict[str, str]]
-    chosen: list[dict[str, str]]
-    rejected: list[dict[str, str]]
+    """One preference pair, as a row of a dataset version's ``pairs.parquet``: the one definition of a pair.
+
+    Its fields, in this order, are the columns of ``pairs.parquet``, whose Arrow schema is built from
+    them (``prefline.data.store.schemas``): a :data:`Messages` field is a list of ``{role, content}``
+    structs, any other dict or list (``slices``, ``axes``, ``signals``) is JSON text, and ``str``,
+    ``float`` and ``int`` are string, double and int64 columns. A field without a default is required;
+    every column is nullable, and the consensus record is None in a pair made outside ingest.
+
+    Consensus makes one Pair per group of signals (``consensus.pair_row``); a validated input row is
+    the fields ingest does not fill in (:class:`PairContent`, from :func:`pair_fields`).
+    """
+
+    id: str = field(default="", kw_only=True, metadata=_BY_INGEST)  # pair_id of its content, computed when not given
+    prompt: Messages
+    chosen: Messages
+    rejected: Messages
     slices: dict[str, str] = field(default_factory=dict)
     source: str = ""
     weight: float = 1.0
-    id: str = ""
+    # how consensus made the pair
+    confidence: float | None = field(default=None, metadata=_BY_INGEST)   # the label's confidence, in [0, 1]
+    consensus: str | None = field(default=None, metadata=_BY_INGEST)      # the method: majority, dawid-skene, review, none
+    rule: str | None = field(default=None, metadata=_BY_INGEST)           # the signals' rules, sorted, comma-separated
+    n_signals: int | None = field(default=None, metadata=_BY_INGEST)
+    axes: dict[str, str] = field(default_factory=dict, metadata=_BY_INGEST)           # axis -> chosen, rejected or tie
+    signals: list[dict[str, Any]] = field(default_factory=list, metadata=_BY_INGEST)  # each signal's vote, as seen from this pair
+    key: str | None = field(default=None, metadata=_BY_INGEST)            # the signals' key (Signal.key)
 
     def __post_init__(self) -> None:
         if not self.id:
             self.id = pair_id(self.prompt, self.chosen, self.rejected)
 
     def to_row(self) -> dict[str, Any]:
-        return asdict(self)
+        """The pair's fields as a dict, in column order, sharing its lists and dicts."""
+        return {name: getattr(self, name) for name in PAIR_FIELDS}
+
+
+PAIR_FIELDS = tuple(f.name for f in fields(Pair))
+
+# A validated input row: the fields of Pair that ingest does not fill in, in their order.
+PairContent = NamedTuple("PairContent", [(f.name, f.type) for f in fields(Pair) if not f.metadata.get("by_ingest")])
+PairContent.__doc__ = "A validated input row: the fields of :class:`Pair` an input row gives (all but its id and consensus record)."
 
 
 def pair_id(prompt: list[dict], chosen: list[dict], rejected: list[dict]) -> str:
@@ -294,9 +331,8 @@ def pair_from_row(row: Any, default_source: str = "", slice_vocabulary: dict[str
     return Pair(*pair_fields(row, default_source, slice_vocabulary))
 
 
-def pair_fields(row: Any, default_source: str = "",
-                slice_vocabulary: dict[str, list[str]] | None = None) -> tuple[list, list, list, dict[str, str], str, float]:
-    """A row validated as :func:`pair_from_row` does: (prompt, chosen, rejected, slices, source, weight).
+def pair_fields(row: Any, default_source: str = "", slice_vocabulary: dict[str, list[str]] | None = None) -> PairContent:
+    """A row validated as :func:`pair_from_row` does, as the fields of its Pair that a row gives.
 
     Without the pair's id, whose hash of the whole pair ingest computes once, when it stores the pair.
     """
@@ -319,4 +355,4 @@ def pair_fields(row: Any, default_source: str = "",
     slices = check_slices(row.get("slices"), slice_vocabulary)
     source = optional_text(row, "source") or default_source
     weight = unit_weight(row.get("weight", 1.0))
-    return prompt, chosen, rejected, slices, source, weight
+    return PairContent(prompt, chosen, rejected, slices, source, weight)

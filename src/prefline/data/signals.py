@@ -238,9 +238,9 @@ def read_pairs(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Signa
     """Rows that already say which response is better: each is one signal for its chosen response."""
 
     def parse(row: Any, ctx: KindContext, line: int) -> Signal:
-        prompt, chosen, rejected, slices, source, weight = pair_fields(row, ctx.source, ctx.rules.slices)
-        return Signal(prompt=prompt, a=chosen, b=rejected, label="a", kind="pairs", rule="given",
-                      source=source, confidence=weight, slices=slices, lines=[line],
+        given = pair_fields(row, ctx.source, ctx.rules.slices)
+        return Signal(prompt=given.prompt, a=given.chosen, b=given.rejected, label="a", kind="pairs", rule="given",
+                      source=given.source, confidence=given.weight, slices=given.slices, lines=[line],
                       annotator=optional_text(row, "annotator"), rationale=optional_text(row, "rationale"))
 
     yield from per_record(records, ctx, parse)
@@ -262,7 +262,8 @@ def read_pairwise(records: Iterable[RawRecord], ctx: KindContext) -> Iterator[Si
     def parse(row: Any, ctx: KindContext, line: int) -> Signal:
         row = _object(row)
         if "response_a" not in row and "response_b" not in row and ("chosen" in row or "rejected" in row):
-            prompt, a, b, *_ = pair_fields(row, ctx.source, ctx.rules.slices)
+            given = pair_fields(row, ctx.source, ctx.rules.slices)
+            prompt, a, b = given.prompt, given.chosen, given.rejected
             label = "a"
         else:
             prompt, a, b = two_responses(row, ("prompt", "response_a", "response_b", "choice"))

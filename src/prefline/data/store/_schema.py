@@ -1,50 +1,78 @@
-"""The Arrow schemas of a dataset version's files, and rows -> Arrow tables in those schemas.
+"""The Arrow schemas of a dataset version's files, and pairs and signals -> Arrow tables in those schemas.
 
-``pairs.parquet`` holds one row per pair: TRL's conversational columns (``prompt``,
-``chosen``, ``rejected`` as message lists) with the pair's ``id``, ``slices``, ``source``,
-``weight`` and how consensus made it (``confidence``, ``consensus``, ``rule``, ``n_signals``,
-``axes``, ``signals``, ``key``). ``signals.parquet`` holds every signal a version was built
-from. ``slices``, ``axes`` and ``signals`` are JSON text, so rows need not share keys.
+``pairs.parquet`` holds one row per pair, its columns the fields of :class:`prefline.data.schema.Pair`
+in their order (the schema is built from that definition): TRL's conversational columns (``prompt``,
+``chosen``, ``rejected`` as message lists) with the pair's ``id``, ``slices``, ``source``, ``weight``
+and how consensus made it (``confidence``, ``consensus``, ``rule``, ``n_signals``, ``axes``,
+``signals``, ``key``). ``signals.parquet`` holds every signal a version was built from. ``slices``,
+``axes`` and ``signals`` are JSON text, so rows need not share keys.
 """
 
 from __future__ import annotations
 
 import json
+import types
+import typing
+from dataclasses import fields
+from functools import cache
 from typing import Any
 
-from prefline.data.schema import Signal
+from prefline.data.schema import Messages, Pair, Signal
 
-MESSAGE_COLUMNS = ("prompt", "chosen", "rejected", "a", "b")
 SIGNAL_TEXTS = ("prompt", "a", "b")  # a signal's messages: columns of signals.parquet, not part of its JSON text
-JSON_COLUMNS = ("slices", "axes", "signals")
+_PAIR_TYPES = typing.get_type_hints(Pair)
+# the message columns of both files, and the Pair fields stored as JSON text (its other dicts and lists)
+MESSAGE_COLUMNS = tuple(name for name, hint in _PAIR_TYPES.items() if hint == Messages) + ("a", "b")
+JSON_COLUMNS = tuple(name for name, hint in _PAIR_TYPES.items() if hint != Messages and typing.get_origin(hint) in (dict, list))
 
 
+def _messages_type():
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+
+def _column_type(hint: Any):
+    """The Arrow type of a Pair field's type: Messages -> list of structs, another dict or list -> JSON text."""
+    import pyarrow as pa
+
+    if isinstance(hint, types.UnionType):  # X | None: every column is nullable anyway
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if hint == Messages:
+        return _messages_type()
+    if typing.get_origin(hint) in (dict, list):
+        return pa.string()
+    return {str: pa.string(), float: pa.float64(), int: pa.int64()}[hint]
+
+
+@cache
 def schemas():
     """(pairs schema, signals schema): the columns of ``pairs.parquet`` and ``signals.parquet``."""
     import pyarrow as pa
 
-    messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-    pairs = pa.schema([("id", pa.string()), ("prompt", messages), ("chosen", messages), ("rejected", messages),
-                       ("slices", pa.string()), ("source", pa.string()), ("weight", pa.float64()),
-                       ("confidence", pa.float64()), ("consensus", pa.string()), ("rule", pa.string()),
-                       ("n_signals", pa.int64()), ("axes", pa.string()), ("signals", pa.string()), ("key", pa.string())])
+    pairs = pa.schema([(f.name, _column_type(_PAIR_TYPES[f.name])) for f in fields(Pair)])
+    messages = _messages_type()
     signals = pa.schema([("key", pa.string()), ("label", pa.string()), ("kind", pa.string()), ("rule", pa.string()),
                          ("source", pa.string()), ("annotator", pa.string()), ("confidence", pa.float64()),
                          ("excluded", pa.string()), ("signal", pa.string()), ("prompt", messages), ("a", messages), ("b", messages)])
     return pairs, signals
 
 
-def json_columns(row: dict[str, Any]) -> dict[str, Any]:
-    """A pair row with ``slices``, ``axes`` and ``signals`` as JSON text, as ``pairs.parquet`` stores them."""
-    return {**row, **{name: json.dumps(row[name], sort_keys=True, ensure_ascii=False) for name in JSON_COLUMNS}}
+def json_text(value: Any) -> str:
+    """A JSON column's text, as ``pairs.parquet`` stores it."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def tables(rows: list[dict[str, Any]], signals: list[Signal] | None):
-    """Pair rows (as ``consensus.pair_row`` makes them) and signals -> the Arrow tables of
-    ``pairs.parquet`` and ``signals.parquet`` (None without signals)."""
+def tables(pairs: list[Pair], signals: list[Signal] | None):
+    """Pairs and signals -> the Arrow tables of ``pairs.parquet`` and ``signals.parquet`` (None without signals)."""
     pairs_schema, signals_schema = schemas()
-    return (_table([json_columns(row) for row in rows], pairs_schema),
-            _table([_signal_columns(s) for s in signals], signals_schema) if signals is not None else None)
+    pair_columns = {name: [getattr(pair, name) for pair in pairs] for name in pairs_schema.names}
+    for name in JSON_COLUMNS:
+        pair_columns[name] = [json_text(value) for value in pair_columns[name]]
+    signal_rows = [_signal_columns(s) for s in signals] if signals is not None else None
+    return (_table(pair_columns, pairs_schema),
+            _table({name: [row[name] for row in signal_rows] for name in signals_schema.names}, signals_schema)
+            if signal_rows is not None else None)
 
 
 def _messages_column(values: list[list[dict[str, str]]]):
@@ -62,14 +90,13 @@ def _messages_column(values: list[list[dict[str, str]]]):
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items)
 
 
-def _table(rows: list[dict[str, Any]], schema):
+def _table(columns: dict[str, list], schema):
     import pyarrow as pa
 
-    columns = {}
-    for column in schema:
-        values = [row[column.name] for row in rows]
-        columns[column.name] = _messages_column(values) if column.name in MESSAGE_COLUMNS else pa.array(values, column.type)
-    return pa.Table.from_pydict(columns, schema=schema)
+    messages = _messages_type()
+    arrays = {column.name: _messages_column(columns[column.name]) if column.type == messages else pa.array(columns[column.name], column.type)
+              for column in schema}
+    return pa.Table.from_pydict(arrays, schema=schema)
 
 
 def _signal_columns(signal: Signal) -> dict[str, Any]:
