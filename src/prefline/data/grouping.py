@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from prefline.data import consensus as consensus_mod
-from prefline.data.ingest import WRITE_BATCH, StreamJob, _answered, _digest, _identity, keep_extra
+from prefline.data.ingest import WRITE_BATCH, StreamJob, _answered, _digest, _identity, keep_extra, read_chunk
 from prefline.data.store import tables
 from prefline.data.schema import Signal
 from prefline.data.signals import SIGNAL_KINDS, Fate, KindContext, extra_fields
@@ -69,21 +69,10 @@ def _parsed(n_read: int, valid: list[int], fates: list[Fate], signals: list[Sign
 def answer_records(records: list[RawRecord], job: StreamJob) -> Parsed:
     """A chunk of a kind whose records stand alone -> its signals and fates (run on worker processes)."""
     ctx = KindContext(source=job.source, rules=job.rules)
-    spec = SIGNAL_KINDS[job.kind]
-    valid, fates, signals = [], [], []
-    for record in records:
-        if record.error is not None:
-            fates.append(Fate(record.line, "rejected", "unreadable", record.error))
-            continue
-        valid.append(record.line)
-        extra = extra_fields(record.row, spec.fields)
-        ctx.unknown.update(extra.keys())
-        for item in spec.read([record], ctx):
-            if isinstance(item, Fate):
-                fates.append(item)
-            else:
-                keep_extra(item, [extra])
-                signals.append(item)
+    fates, signals = [], []
+    for _, item in read_chunk(records, job, ctx):
+        (fates if isinstance(item, Fate) else signals).append(item)
+    valid = [record.line for record in records if record.error is None]
     return _parsed(len(records), valid, fates, signals, job.method, ctx)
 
 

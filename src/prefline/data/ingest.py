@@ -233,22 +233,30 @@ def _digest(identity: tuple) -> bytes:
     return hashlib.blake2b(repr(identity).encode("utf-8"), digest_size=16).digest()
 
 
-def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
-    """Each record of a chunk -> its one signal (with its pair) or its fate; no state beyond the chunk."""
-    ctx = KindContext(source=job.source, rules=job.rules)
+def read_chunk(records: list[RawRecord], job: StreamJob, ctx: KindContext) -> Iterator[tuple[RawRecord, Signal | Fate]]:
+    """Each record of a chunk of a kind whose records stand alone, with what the kind made of it: a signal
+    (keeping the fields the kind does not use), or a fate (unreadable, or turned down by the kind)."""
     spec = SIGNAL_KINDS[job.kind]
-    outcomes, made, signals = [], [], []
     for record in records:
         if record.error is not None:
-            outcomes.append((record.line, Fate(record.line, "rejected", "unreadable", record.error), None))
+            yield record, Fate(record.line, "rejected", "unreadable", record.error)
             continue
         extra = extra_fields(record.row, spec.fields)
         ctx.unknown.update(extra.keys())
-        (item,) = spec.read([record], ctx)  # a kind that answers record by record: exactly one item
+        for item in spec.read([record], ctx):
+            if not isinstance(item, Fate):
+                keep_extra(item, [extra])
+            yield record, item
+
+
+def answer_chunk(records: list[RawRecord], job: StreamJob) -> Answers:
+    """Each record of a chunk -> its one signal (with its pair) or its fate; no state beyond the chunk."""
+    ctx = KindContext(source=job.source, rules=job.rules)
+    outcomes, made, signals = [], [], []
+    for record, item in read_chunk(records, job, ctx):  # one item per record: the kind answers record by record
         if isinstance(item, Fate):
             outcomes.append((record.line, item, None))
             continue
-        keep_extra(item, [extra])
         signals.append(item)
         outcome = None if item.excluded else consensus_mod.single(item.key, item)
         fate = None
