@@ -70,6 +70,22 @@ def test_wilcoxon_signed_rank():
     assert wilcoxon_signed_rank(np.append(d, [0.0, np.nan])) == pytest.approx(sp.wilcoxon(d).pvalue)
 
 
+def test_wilcoxon_with_ties_is_the_exact_sign_flip_p_value():
+    """Ties among at most 13 differences: every sign pattern is enumerated.
+
+    By hand, [1, 1, 2] (ranks 1.5, 1.5, 3, all positive: T+ = 6): of the 8 sign patterns only
+    all-positive reaches 6, so the upper tail is 1/8 and p = 2/8. Against scipy's default (which
+    runs the same permutation test, re-ranking each pattern) on tied samples of several sizes.
+    """
+    assert wilcoxon_signed_rank([1, 1, 2]) == pytest.approx(0.25)
+    assert wilcoxon_signed_rank([1, -1]) == pytest.approx(1.0)
+    rng = np.random.default_rng(7)
+    for n in (4, 9, 13, 14, 30):
+        d = rng.integers(-3, 4, size=n).astype(float)
+        d = d[d != 0]
+        assert wilcoxon_signed_rank(d) == pytest.approx(sp.wilcoxon(d).pvalue, abs=1e-12)
+
+
 def test_margin_test_by_hand_and_against_scipy():
     """[1, 2, 3, 4] against 1: mean 2.5, sd 1.2910, se 0.6455, t = 1.5 / 0.6455 = 2.3238 on 3 df."""
     mean, se, p = margin_test([1, 2, 3, 4], 1.0)
