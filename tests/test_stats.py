@@ -65,9 +65,19 @@ def test_mcnemar_exact_by_hand_and_against_scipy():
 def test_wilcoxon_signed_rank():
     """Five positive differences, no ties: the exact null puts 1/32 on each extreme, p = 2/32."""
     assert wilcoxon_signed_rank([1, 2, 3, 4, 5]) == pytest.approx(0.0625)
+    assert wilcoxon_signed_rank([5, -1, 2, 4, 3]) == pytest.approx(0.125)  # W- = 1: {} or {1} of 32 sign patterns, each side
     assert wilcoxon_signed_rank([0, 0, 0]) == 1.0
     d = np.random.default_rng(1).normal(0.3, 1, size=80)
     assert wilcoxon_signed_rank(np.append(d, [0.0, np.nan])) == pytest.approx(sp.wilcoxon(d).pvalue)
+
+
+def test_wilcoxon_above_50_differences_is_the_normal_approximation_without_continuity_correction():
+    """+-1..60, negative for 1, 4, ..., 58 (20 of them): W- = 20 * 59 / 2 = 590, W+ = 1830 - 590 = 1240.
+    Mean 60 * 61 / 4 = 915, variance 60 * 61 * 121 / 24 = 18452.5; z = 325 / 135.84 = 2.3925, p = 0.01673
+    (with a continuity correction it would be 0.01690)."""
+    d = np.arange(1, 61) * np.where(np.arange(60) % 3, 1.0, -1.0)
+    assert wilcoxon_signed_rank(d) == pytest.approx(2 * sp.norm.sf(325 / np.sqrt(18452.5)))
+    assert wilcoxon_signed_rank(d) == pytest.approx(0.01673, abs=1e-5)
 
 
 def test_wilcoxon_with_ties_is_the_exact_sign_flip_p_value():

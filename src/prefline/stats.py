@@ -186,11 +186,13 @@ def wilcoxon_signed_rank(diffs) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired differences; 1 when none differ.
 
     Zero differences are dropped (Wilcoxon's method). Without ties the null distribution is exact
-    up to 50 differences and the normal approximation (with continuity correction) above, as in
-    scipy. With tied differences and at most 13 of them, the p-value is the exact sign-flip
-    permutation p-value (every one of the 2**n sign patterns: the p-value scipy's default gives,
-    computed at once from the fixed ranks instead of re-ranking each pattern, which took seconds
-    per call); with ties and more than 13, the normal approximation.
+    up to 50 differences (scipy ``method="exact"``) and the normal approximation above (scipy
+    ``method="asymptotic"``: tie-corrected variance, no continuity correction, scipy's default). With
+    tied differences and at most 13 of them, the p-value is the exact sign-flip permutation p-value
+    (every one of the 2**n sign patterns: the p-value scipy's default gives, computed at once from
+    the fixed ranks instead of re-ranking each pattern, which took seconds per call); with ties and
+    more than 13, the normal approximation. These are the p-values scipy's "auto" gives, chosen here
+    explicitly.
     """
     d = np.asarray(diffs, dtype=float)
     d = d[~np.isnan(d)]
