@@ -113,6 +113,32 @@ def test_compare_and_gate_report_data(story):
     assert [c["status"] for c in stored["gate"]["checks"]] == [c["status"] for c in gate["checks"]]
 
 
+def test_the_report_bootstraps_the_comparison_once_for_its_table_and_its_diagnosis(story, monkeypatch):
+    """The comparison and the diagnosis in a report's data are what ``compare`` and ``diagnose`` give on their
+    own, figure for figure, while the report pairs and bootstraps the two runs once, not once for each."""
+    from prefline.gate import comparison as comparison_mod
+    from prefline.gate import diagnose as diagnose_mod
+    from prefline.gate.comparison import compare, json_ready
+    from prefline.gate.diagnose import diagnose
+    from prefline.report.decision import _analysis
+
+    ledger, base, cand = story["ledger"], story["base"], story["cand"]
+    alone = {"comparison": compare(ledger, base, cand).as_dict(), "diagnosis": json_ready(diagnose(ledger, base, cand).as_dict())}
+    assert story["compare"]["comparison"] == alone["comparison"] and story["compare"]["diagnosis"] == alone["diagnosis"]
+    assert story["diagnose"]["diagnosis"] == alone["diagnosis"]
+
+    calls = []
+    real = comparison_mod.compare_paired
+    for module in (comparison_mod, diagnose_mod):  # diagnose holds its own reference to the function
+        monkeypatch.setattr(module, "compare_paired", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    again = _analysis(ledger, base, cand, False, 5, 3, 0.05)
+    assert len(calls) == 1
+    assert again["comparison"] == alone["comparison"] and again["diagnosis"] == alone["diagnosis"]
+    with pytest.raises(ValueError, match="other settings"):
+        diagnose(ledger, base, cand, samples=500, compared=comparison_mod.compare_with_data(ledger, base, cand))
+
+
 def test_capability_sentences_from_the_numbers(story):
     from prefline.report.decision import sentence
 

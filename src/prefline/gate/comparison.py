@@ -211,6 +211,15 @@ def compare_paired(data: PairedData, correction: str = "bh", samples: int = 2000
 def compare(ledger: Ledger, baseline: int | str, candidate: int | str, *, common_items: bool = False, correction: str = "bh",
             samples: int = 2000, confidence: float = 0.9, seed: int = 0, slice_keys: list[str] | None = None) -> Comparison:
     """Compare two eval runs item by item: one :class:`ComparisonRow` per metric and slice."""
+    return compare_with_data(ledger, baseline, candidate, common_items=common_items, correction=correction, samples=samples,
+                             confidence=confidence, seed=seed, slice_keys=slice_keys)[0]
+
+
+def compare_with_data(ledger: Ledger, baseline: int | str, candidate: int | str, *, common_items: bool = False, correction: str = "bh",
+                      samples: int = 2000, confidence: float = 0.9, seed: int = 0,
+                      slice_keys: list[str] | None = None) -> tuple[Comparison, PairedData]:
+    """:func:`compare`, with the paired values it was computed from (which ``diagnose`` reads too, so a
+    report that shows both bootstraps once)."""
     base_run, cand_run = ledger.get_run(baseline), ledger.get_run(candidate)
     data = load_paired(ledger, base_run, cand_run, common_items)
     rows = compare_paired(data, correction=correction, samples=samples, confidence=confidence, seed=seed, slice_keys=slice_keys)
@@ -218,4 +227,4 @@ def compare(ledger: Ledger, baseline: int | str, candidate: int | str, *, common
     return Comparison(baseline_run=base_run["id"], candidate_run=cand_run["id"], suite=suite,
                       common_items=common_items,
                       items=len(data.items), excluded_items=data.excluded_items, correction=correction, samples=samples,
-                      confidence=confidence, seed=seed, rows=rows)
+                      confidence=confidence, seed=seed, rows=rows), data

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from prefline.errors import PreflineError
-from prefline.gate.comparison import ComparisonRow, PairedData, compare_paired, load_paired
+from prefline.gate.comparison import Comparison, ComparisonRow, PairedData, compare_paired, load_paired
 from prefline.ledger import Ledger
 
 FORMAT_VERSION = 1
@@ -175,13 +175,26 @@ class Diagnosis:
 
 def diagnose(ledger: Ledger, baseline: int | str, candidate: int | str, *, alpha: float = 0.05, correction: str = "bh",
              samples: int = 2000, confidence: float = 0.9, seed: int = 0, slice_keys: list[str] | None = None,
-             top: int = 5, items: int = 3, common_items: bool = False) -> Diagnosis:
-    """Regressions of ``candidate`` against ``baseline``, their likely causes from lineage, and the items that moved."""
+             top: int = 5, items: int = 3, common_items: bool = False,
+             compared: tuple[Comparison, PairedData] | None = None) -> Diagnosis:
+    """Regressions of ``candidate`` against ``baseline``, their likely causes from lineage, and the items that moved.
+
+    ``compared``: the comparison of the two runs already made with these settings (``compare_with_data``),
+    reused instead of paired and bootstrapped again.
+    """
     if not 0 < alpha < 1:
         raise PreflineError(f"alpha must be between 0 and 1, got {alpha}")
     base_run, cand_run = ledger.get_run(baseline), ledger.get_run(candidate)
-    data = load_paired(ledger, base_run, cand_run, common_items)
-    rows = compare_paired(data, correction=correction, samples=samples, confidence=confidence, seed=seed, slice_keys=slice_keys)
+    if compared is None:
+        data = load_paired(ledger, base_run, cand_run, common_items)
+        rows = compare_paired(data, correction=correction, samples=samples, confidence=confidence, seed=seed, slice_keys=slice_keys)
+    else:
+        comparison, data = compared
+        made = (comparison.baseline_run, comparison.candidate_run, comparison.common_items, comparison.correction,
+                comparison.samples, comparison.confidence, comparison.seed)
+        if made != (base_run["id"], cand_run["id"], common_items, correction, samples, confidence, seed) or slice_keys is not None:
+            raise ValueError("diagnose: the comparison given was made of other runs or with other settings")
+        rows = comparison.rows
     findings = regressions(data, rows, alpha)
     gens = {run["id"]: {g["item_id"]: g for g in ledger.generations(run["id"])} for run in (base_run, cand_run)}
     for finding in findings[:top]:

@@ -58,11 +58,13 @@ def _run_side(ledger: Ledger, run_id: int) -> dict[str, Any]:
 
 
 def _analysis(ledger: Ledger, baseline: int, candidate: int, common_items: bool, top: int, items: int, alpha: float) -> dict[str, Any]:
-    from prefline.gate.comparison import compare, json_ready
+    from prefline.gate.comparison import compare_with_data, json_ready
     from prefline.gate.diagnose import diagnose
 
-    comparison = compare(ledger, baseline, candidate, common_items=common_items).as_dict()
-    diagnosis = json_ready(diagnose(ledger, baseline, candidate, alpha=alpha, top=top, items=items, common_items=common_items).as_dict())
+    compared = compare_with_data(ledger, baseline, candidate, common_items=common_items)  # bootstrapped once, for both
+    comparison = compared[0].as_dict()
+    diagnosis = json_ready(diagnose(ledger, baseline, candidate, alpha=alpha, top=top, items=items, common_items=common_items,
+                                    compared=compared).as_dict())
     return {"runs": {"baseline": _run_side(ledger, baseline), "candidate": _run_side(ledger, candidate)},
             "comparison": comparison, "diagnosis": diagnosis, "capability": capability(comparison)}
 
