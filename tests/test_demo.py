@@ -13,24 +13,71 @@ import os
 import re
 import shutil
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
 from prefline.cli import app
 from prefline.config import DecodingConfig
-from prefline.demo import SIGNALS, run_demo
+from prefline.demo import SIGNALS, DemoResult, run_demo
 from prefline.ledger import Ledger
 
 FAST = DecodingConfig(max_new_tokens=8, batch_size=16)
 
 
-def test_demo_runs_the_whole_chain_on_the_tiny_model(ledger: Ledger, tiny_model_dir, tmp_path):
-    console = Console(record=True, width=200)
-    out = tmp_path / "demo-out"
-    result = run_demo(ledger, console, model_spec=str(tiny_model_dir), max_steps=2, out_dir=out, decoding=FAST, show_progress=False)
-    text = console.export_text()
+class FixedClock:
+    """The clock the generation backend times itself with, made to read 0.05 s later at each reading, so that
+    latency and time to first token come out the same in every run. Measured on a shared machine they are the
+    only figures the demo prints that depend on more than its seed, and on the tiny model they alone swing the
+    gate's verdicts (and with them the releases and the diagnosis)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.05
+        return self.now
+
+
+@dataclass
+class DemoRun:
+    home: Path
+    ledger: Ledger
+    result: DemoResult
+    text: str
+
+
+def fast_demo(home: Path, model_dir: Path) -> DemoRun:
+    """The demo's fast mode on the tiny model, in its own home and ledger, under a fixed generation clock."""
+    from prefline.evals.backends import _hf
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFLINE_HOME", str(home))
+        patch.delenv("PREFLINE_DB_URL", raising=False)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TOKENIZERS_PARALLELISM", "false")
+        patch.setattr(_hf, "time", FixedClock())
+        ledger = Ledger()
+        console = Console(record=True, width=200)
+        result = run_demo(ledger, console, model_spec=str(model_dir), max_steps=2, out_dir=home / "demo-out", decoding=FAST,
+                          show_progress=False)
+    return DemoRun(home, ledger, result, console.export_text())
+
+
+@pytest.fixture(scope="module")
+def demo(tiny_model_dir, tmp_path_factory) -> DemoRun:
+    """One run of the demo, shared by the tests below (it takes a minute or two)."""
+    return fast_demo(tmp_path_factory.mktemp("demo-home"), tiny_model_dir)
+
+
+def test_demo_runs_the_whole_chain_on_the_tiny_model(demo: DemoRun, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFLINE_HOME", str(demo.home))  # the commands it prints next read its ledger
+    ledger, result, text = demo.ledger, demo.result, demo.text
+    out = demo.home / "demo-out"
 
     # 1. data: four signal kinds, each its own dataset version, mixed; the judge's position swaps excluded
     names = {d["name"] for d in ledger.list_datasets()}
@@ -116,3 +163,19 @@ def test_demo_runs_the_whole_chain_on_the_tiny_model(ledger: Ledger, tiny_model_
         assert re.search(r'<svg class="plot heatmap"[^>]*>.*?<rect class="cell ', dom, flags=re.S)
     else:
         warnings.warn("chromium not installed: the demo's gate report was not loaded in a browser (CI does)", stacklevel=1)
+
+
+def printed_figures(run: DemoRun) -> str:
+    """What the demo printed, less what legitimately differs between two runs: its home folder and the
+    whole seconds it took (at each step's rule and at the end; the rules are cut to their titles)."""
+    text = run.text.replace(str(run.home), "HOME")
+    text = re.sub(r"\b\d+ s\b", "N s", text)
+    return re.sub(r"─+", "─", text)
+
+
+def test_the_demo_prints_the_same_figures_for_the_same_seed(demo: DemoRun, tiny_model_dir, tmp_path_factory):
+    again = fast_demo(tmp_path_factory.mktemp("demo-home"), tiny_model_dir)
+    assert len(str(again.home)) == len(str(demo.home))  # the same width, so tables wrap alike
+    first, second = printed_figures(demo), printed_figures(again)
+    assert "verdict:" in first and "demo@2" in first
+    assert second.splitlines() == first.splitlines()
