@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -60,20 +59,53 @@ def write_pairs(path: Path, n: int, seed: int = 0) -> None:
 
 
 def child(home: str, name: str, settings: str) -> None:
-    """One training run in this process (the parent measures its peak RSS); prints its losses as JSON."""
+    """One training run in this process (the parent measures its peak RSS); prints its losses as JSON,
+    with the process's CPU seconds and resident memory at the end of every step."""
+    import prefline.train.run as run
+    from prefline.train import memory
     from prefline.config import TrainConfig
     from prefline.ledger import Ledger
-    from prefline.train.run import train
 
+    trace: list[tuple[float, float, float]] = []  # per step: CPU seconds of the process so far, resident MB, peak MB so far
+
+    class Traced(run.StepRecorder):
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            trace.append((time.process_time(), rss_mb(), peak_mb()))
+            return super().on_train_begin(args, state, control, **kwargs)
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            trace.append((time.process_time(), rss_mb(), peak_mb()))
+            return super().on_step_end(args, state, control, **kwargs)
+
+    run.StepRecorder = Traced  # callbacks run in order: the recorder first, so the RSS is taken before any trim
+    settings = json.loads(settings)
+    if "tile_tokens" in settings:  # not a TrainConfig field: the module constant prefline's run reads
+        memory.CPU_LOGPROB_TOKENS = settings.pop("tile_tokens")
     ledger = Ledger(f"sqlite:///{home}/ledger.db")
-    config = TrainConfig(batch_size=4, max_length=384, max_steps=STEPS, seed=0, **json.loads(settings))
-    adapter = train("dpo", "hh", name, config, ledger, show_progress=False)
+    config = TrainConfig(batch_size=4, max_length=384, max_steps=STEPS, seed=0, **settings)
+    adapter = run.train("dpo", "hh", name, config, ledger, show_progress=False)
     losses = [s["metrics"]["loss"] for s in ledger.train_steps(adapter["id"])]
-    print(json.dumps({"losses": losses, "runtime_s": adapter["metrics"]["runtime_s"]}))
+    cpu = [b[0] - a[0] for a, b in zip(trace, trace[1:])]
+    print(json.dumps({"losses": losses, "runtime_s": adapter["metrics"]["runtime_s"], "step_cpu_s": cpu,
+                      "step_rss_mb": [r for _, r, _ in trace[1:]], "start_peak_mb": trace[0][2],
+                      "step_peak_mb": [p for _, _, p in trace[1:]]}))
 
 
-def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``argv``; its wall seconds, its own peak RSS in MB (``wait4``), its stdout."""
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Run ``argv``; its wall seconds, its own CPU seconds and peak RSS in MB (``wait4``), its stdout."""
     began = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
@@ -82,15 +114,24 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
         out.seek(0), err.seek(0)
         if os.waitstatus_to_exitcode(status) != 0:
             sys.exit(f"{' '.join(argv)} failed:\n{err.read()[-3000:]}")
-        return wall, usage.ru_maxrss / 1024, out.read()
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read()
 
 
-# label -> (TrainConfig settings, extra environment)
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+NO_TRIM = {"release_memory": False}
+
+# label -> (TrainConfig settings, extra environment). glibc reads its MALLOC_*_ variables at process start.
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
-    "gradient checkpointing on": ({"gradient_checkpointing": True}, {}),
+    "TRL's LM-head tiles (4,096 tokens), no trimming": ({"tile_tokens": 4096, **NO_TRIM}, {}),
+    "TRL's LM-head tiles (4,096 tokens)": ({"tile_tokens": 4096}, {}),
+    "LM-head tiles of 512 tokens": ({"tile_tokens": 512}, {}),
+    "no trimming": (NO_TRIM, {}),
+    "no trimming, mmap threshold 1 MiB": (NO_TRIM, {"MALLOC_MMAP_THRESHOLD_": str(2**20)}),
+    "no trimming, jemalloc": (NO_TRIM, {"LD_PRELOAD": JEMALLOC}),
+    "no trimming, tcmalloc": (NO_TRIM, {"LD_PRELOAD": TCMALLOC}),
     "gradient checkpointing off": ({"gradient_checkpointing": False}, {}),
-    "precompute_ref_log_probs": ({"precompute_ref_log_probs": True}, {}),
 }
 
 
@@ -112,12 +153,16 @@ def main() -> None:
         if only and label not in only:
             continue
         load = os.getloadavg()[0]
-        wall, peak, out = measure([sys.executable, __file__, "--child", str(home), f"mem-{i}", json.dumps(settings)],
-                                  {**env, **extra_env})
-        losses = json.loads(out.strip().splitlines()[-1])["losses"]
-        print(f"  {label}: peak RSS {peak:,.0f} MB, {wall:.1f} s, load {load:.1f}; losses "
-              f"{' '.join(f'{x:.4f}' for x in losses)}", flush=True)
-
+        wall, cpu, peak, out = measure([sys.executable, __file__, "--child", str(home), f"mem-{i}", json.dumps(settings)],
+                                       {**env, **extra_env})
+        result = json.loads(out.strip().splitlines()[-1])
+        steps_cpu = result["step_cpu_s"][1:]  # the first step also warms up
+        print(f"  {label}: peak RSS {peak:,.0f} MB, {wall:.1f} s wall, {cpu:.1f} CPU s "
+              f"({sum(steps_cpu) / len(steps_cpu):.1f} CPU s per step after the first), load {load:.1f}; losses "
+              f"{' '.join(f'{x:.4f}' for x in result['losses'])}; RSS after each step (MB) "
+              f"{' '.join(f'{x:,.0f}' for x in result['step_rss_mb'])}; peak (MB) before the first step "
+              f"{result['start_peak_mb']:,.0f}, after each step {' '.join(f'{x:,.0f}' for x in result['step_peak_mb'])}",
+              flush=True)
 
 if __name__ == "__main__":
     main()

@@ -77,6 +77,11 @@ class TrainConfig(StrictModel):
         "pass over the dataset before training, instead of in every step. Unset (default): on for dpo, ipo, hinge, "
         "robust and ld-dpo when the run trains on at least as many pairs as the dataset holds (one epoch or more), "
         "where the pass costs no more than the steps save; off otherwise, and for kto."))
+    release_memory: bool = Field(True, description=(
+        "After the reference log-prob pass and after every optimizer step, hand the heap memory the step freed back "
+        "to the operating system (glibc's malloc_trim; nothing happens with another C library or a preloaded "
+        "allocator). Without it glibc keeps freed activation blocks and the peak grows with the steps "
+        "(docs/benchmarks.md, training memory)."))
     seed: int = Field(0, description="Seed for data order, LoRA and reward-head initialisation, and dropout.")
     logging_steps: int = Field(1, ge=1, description="Record step metrics in the ledger every N steps.")
     save_steps: int = Field(0, ge=0, description=(

@@ -36,6 +36,7 @@ from prefline.home import home_dir
 from prefline.ledger import Ledger, utcnow
 from prefline.models import load_model, load_tokenizer, resolve_model
 from prefline.provenance import software_versions
+from prefline.train.memory import ReleaseMemory, cpu_logprob_tiles
 from prefline.train.methods import METHODS, WEIGHT_COLUMN, Method, get_method
 from prefline.train.probes import DriftProbe, probe_items
 from prefline.train.surfaces import apply_surface
@@ -214,6 +215,8 @@ class _Run:
                 target_modules=config.target_modules, task_type=spec.lora_task,
             ) if config.finetune == "lora" else None  # full: TRL trains every weight (and loads its own reference)
             callbacks: list[TrainerCallback] = [recorder]
+            if config.release_memory:
+                callbacks.append(ReleaseMemory())
             probe = None
             if config.probe_every:
                 adapter_id = self.adapter_id
@@ -221,13 +224,14 @@ class _Run:
                                    record=lambda step, metrics, outputs: ledger.add_probe(adapter_id, step, metrics, outputs),
                                    notify=recorder.notify, baseline=self.baseline)
                 callbacks.append(probe)
-            trainer = spec.trainer_class()(
-                model=model, args=self.args, train_dataset=rows,
-                processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
-            )
-            # disable_tqdm makes transformers print every log dict; the recorder reports instead.
-            trainer.remove_callback(PrinterCallback)
-            result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+            with cpu_logprob_tiles(self.args.use_cpu):  # the reference pass runs while the trainer is built
+                trainer = spec.trainer_class()(
+                    model=model, args=self.args, train_dataset=rows,
+                    processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+                )
+                # disable_tqdm makes transformers print every log dict; the recorder reports instead.
+                trainer.remove_callback(PrinterCallback)
+                result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
             trainer.save_model(str(self.out))  # writes on the main process only
             if self.main:
                 shutil.rmtree(self.out / "checkpoints", ignore_errors=True)
