@@ -5,12 +5,15 @@ The script writes Anthropic HH-RLHF-style pairs (``{"chosen": "\\n\\nHuman: ...\
 turn but the last answer; nearly every pair is longer than ``max_length``, so truncation is exercised),
 ingests them with ``prefline data ingest --format hh-rlhf``, then trains ``dpo`` (batch 4,
 ``max_length`` 384, seed 0, every other setting prefline's default) once per configuration, each in a
-fresh process, and reports that process's peak RSS (``os.wait4``), its wall time and its per-step
-losses, so configurations can be checked for the same loss curve. Peak RSS grows with the number of
-steps (the allocator keeps freed memory), so compare only runs with the same ``BENCH_STEPS``.
+fresh process, and reports that process's peak RSS and CPU seconds (``os.wait4``), its wall time and its
+per-step losses, so configurations can be checked for the same loss curve; and per step the CPU seconds,
+the resident memory at the step's end and the peak so far, so growth with the steps would show. The
+dataset holds ``BENCH_STEPS`` x 4 pairs, so compare only runs with the same ``BENCH_STEPS``.
+Configurations are named on the command line (all of them when none is); the allocator ones preload
+jemalloc or tcmalloc from Debian's packages (``libjemalloc2``, ``libtcmalloc-minimal4``).
 
     .venv/bin/python benchmarks/train_memory.py                              # every configuration, 12 steps
-    BENCH_STEPS=3 .venv/bin/python benchmarks/train_memory.py default "gradient checkpointing off"
+    BENCH_STEPS=6 .venv/bin/python benchmarks/train_memory.py default "TRL's LM-head tiles (4,096 tokens)"
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, {}),
     "TRL's LM-head tiles (4,096 tokens), no trimming": ({"tile_tokens": 4096, **NO_TRIM}, {}),
     "TRL's LM-head tiles (4,096 tokens)": ({"tile_tokens": 4096}, {}),
-    "LM-head tiles of 512 tokens": ({"tile_tokens": 512}, {}),
+    "LM-head tiles of 1,024 tokens": ({"tile_tokens": 1024}, {}),
     "no trimming": (NO_TRIM, {}),
     "no trimming, mmap threshold 1 MiB": (NO_TRIM, {"MALLOC_MMAP_THRESHOLD_": str(2**20)}),
     "no trimming, jemalloc": (NO_TRIM, {"LD_PRELOAD": JEMALLOC}),

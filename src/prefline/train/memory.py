@@ -1,20 +1,18 @@
-"""Memory the C allocator keeps: hand it back to the operating system while training.
+"""Keeping a training run's resident memory small and flat.
 
-A training step allocates its activations as large blocks and frees them at the end of the backward
-pass. glibc's malloc serves blocks above its mmap threshold with ``mmap`` and returns them on free,
-but the threshold is dynamic: after such a block is freed it rises to that block's size (up to
-32 MiB), so the next steps' activations come from the heap arenas, and freed heap memory goes back
-to the system only from the top of a heap. Rows of different lengths then leave holes that later
-steps do not fit into, and resident memory climbs step after step (DPO on multi-turn transcripts:
-2.2 GB after 3 steps, 3.2 GB after 6; docs/benchmarks.md, training memory).
+Two things, both on by default:
 
-``malloc_trim(0)`` releases every free page of every arena (``madvise``), holes included, so after
-each step the process keeps only what is still live. It is glibc's; with another C library, or
-another allocator preloaded (jemalloc, tcmalloc), there is nothing of glibc's to trim and it is
-skipped or costs nothing.
+- ``cpu_logprob_tiles``: TRL's fused LM head on CPU projects up to 4,096 tokens per tile and folds each
+  tile into log-probs with float32 torch ops, whose temporaries were most of a step's peak. Fewer
+  tokens per tile give the same log-probs with a fraction of that scratch memory.
+- ``ReleaseMemory``: after the reference log-prob pass and after every optimizer step, glibc's
+  ``malloc_trim(0)`` hands every free page of every heap arena back to the operating system. glibc
+  serves large blocks with ``mmap`` and returns them on free, but its mmap threshold is dynamic (after
+  such a block is freed it rises to that block's size, up to 32 MiB), and freed heap memory goes back
+  only from the top of a heap, so blocks freed between live ones stay resident. It is glibc's: with
+  another C library, or another allocator preloaded (jemalloc, tcmalloc), it is skipped or costs nothing.
 
-The bulk of a step's peak, though, is not the allocator's: it is the scratch memory of TRL's fused LM
-head on CPU (``cpu_logprob_tiles`` below), which prefline bounds by projecting fewer tokens at a time.
+Measured effects: docs/benchmarks.md, training memory.
 """
 
 from __future__ import annotations
@@ -71,8 +69,8 @@ class ReleaseMemory(TrainerCallback):
 # without Triton folds each tile into log-probs with whole-tile torch ops in float32: several temporaries
 # of 4,096 x 32,768 x 4 bytes (512 MB each). Each token's log-prob depends only on its own row, so fewer
 # tokens per tile give the same numbers with a fraction of the scratch memory (docs/benchmarks.md,
-# training memory).
-CPU_LOGPROB_TOKENS = 1024
+# training memory: 512 tokens took DPO on multi-turn transcripts from 3.2 to 2.3 GB peak).
+CPU_LOGPROB_TOKENS = 512
 
 
 @contextmanager

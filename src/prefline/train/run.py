@@ -296,7 +296,7 @@ def needs_checkpointing(model_dir: Path, config: TrainConfig | None = None, toke
     It trades a second forward pass for activation memory. With LoRA on a small model and short pairs
     the activations are small and the recomputation is pure cost (docs/benchmarks.md, training
     throughput); from about 1B parameters (bf16), or with long rows (DPO on multi-turn transcripts at
-    ``max_length`` 384 peaked at 4.9 GB without it, 2.2 GB with it), the memory matters more.
+    ``max_length`` 384 peaked at 4.9 GB without it, 3.2 GB with it over 6 steps), the memory matters more.
     """
     weights = [f for pattern in ("*.safetensors", "*.bin") for f in model_dir.glob(pattern)]
     if sum(f.stat().st_size for f in weights) >= CHECKPOINTING_FROM_BYTES:
