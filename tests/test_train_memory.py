@@ -96,6 +96,10 @@ def test_smaller_logprob_tiles_give_the_same_numbers():
         (out[0].sum() + out[1].sum()).backward()
         return out[0].detach(), out[1].detach(), h.grad
 
+    import inspect
+
+    # the constant prefline sets is the one TRL's forward and backward step through
+    assert inspect.getsource(ChunkedLogProbFunction).count("range(0, N, TOKEN_CHUNK_SIZE)") == 2
     whole = run()
     assert chunked_logprob.TOKEN_CHUNK_SIZE >= 50  # TRL's default: every token in one tile
     with memory.cpu_logprob_tiles(True, tokens=7):
