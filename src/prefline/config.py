@@ -43,6 +43,8 @@ class TrainConfig(StrictModel):
     ld_alpha: float = Field(0.5, ge=0, le=1, description=(
         "ld-dpo only: weight of the log-probabilities of the tokens past the shorter response's length, in [0, 1]. "
         "1 is plain DPO; 0 ignores those tokens."))
+    rpo_alpha: float = Field(1.0, gt=0, description=(
+        "rpo only: weight of the negative log-likelihood of the chosen responses added to the DPO loss."))
     simpo_gamma: float = Field(0.5, ge=0, description=(
         "simpo only: target reward margin gamma, in units of beta-scaled average log-probability per token "
         "(TRL's default; gamma/beta = 0.25 with simpo's default beta of 2.0)."))

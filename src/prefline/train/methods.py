@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # TrainConfig fields that only some methods read. A method that does not read one refuses a
 # non-default value for it, so a setting never silently does nothing.
-METHOD_FIELDS = ("beta", "label_smoothing", "ld_alpha", "simpo_gamma", "precompute_ref_log_probs", "group_by_length")
+METHOD_FIELDS = ("beta", "label_smoothing", "ld_alpha", "rpo_alpha", "simpo_gamma", "precompute_ref_log_probs", "group_by_length")
 # The dataset column holding each pair's confidence in (0, 1] (``prefline.data.schema.Pair.weight``).
 WEIGHT_COLUMN = "weight"
 
@@ -216,6 +216,18 @@ METHODS: dict[str, Method] = {m.name: m for m in [
         summary="Length-desensitized DPO: the DPO loss with the log-probabilities of the tokens past the shorter "
                 "response's length scaled by ld_alpha, so a length difference alone moves the margin less.",
         paper="Liu et al. 2024, Length Desensitization in Direct Preference Optimization (arXiv:2409.06411)",
+    ),
+    Method(
+        name="rpo", title="RPO: DPO plus the chosen responses' negative log-likelihood",
+        # Not weighted: TRL adds the NLL as one batch mean expanded to a per-pair view, and the weighting
+        # hook's in-place product on that view is refused by PyTorch; pairs with weights below 1 are refused.
+        trainer=DPO[0], config=DPO[1], data=PAIRS, reference=True,
+        uses=("beta", "rpo_alpha"),
+        trl_args=lambda c: {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, c.rpo_alpha], "beta": c.beta},
+        summary="The DPO loss plus rpo_alpha times the negative log-likelihood of the chosen response: the model "
+                "is pulled toward the chosen answers themselves as well as away from the rejected ones, which keeps "
+                "the chosen answers' likelihood from falling with the rejected ones' on small data.",
+        paper="Pang et al. 2024, Iterative Reasoning Preference Optimization (arXiv:2404.19733)",
     ),
     Method(
         name="simpo", title="SimPO: reference-free, length-normalized margin",
