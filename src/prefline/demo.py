@@ -17,6 +17,9 @@ and the ``demo`` suite (short questions for chat and voice), every number comput
 
 The surfaces (their suite, policy, model and decoding) are written to ``surfaces.yaml`` in the
 demo's output folder, so every ``prefline release ...`` command it prints next works as shown.
+
+(A little over 400 lines: the story is one function that reads top to bottom in the order it prints,
+with the report writing and the terminal tables it shows beside it.)
 """
 
 from __future__ import annotations

@@ -24,12 +24,10 @@ memory (which the review queue still uses, on the few signals of a review).
 The version is written through ``data.store.VersionWriter`` (a temporary folder renamed into
 place, a version number allocated under a lock), so an interrupted ingest leaves no version behind.
 
-(Longer than ~400 lines because the two paths above, assembled and streamed, must give the same
-outcomes record for record; they are kept side by side so that a change to one is seen against the other.)
-
-(Over 400 lines: the streaming path, its worker pool and the accounting of every record are one
-pipeline whose counts must add up; the grouping for consensus, the readers and the version store
-live in their own modules.)
+(Over 400 lines: the two paths above, assembled and streamed, must give the same outcomes record for
+record, so they are kept side by side where a change to one is seen against the other; with the worker
+pool and the accounting of every record they are one pipeline whose counts must add up. The grouping
+for consensus, the readers and the version store live in their own modules.)
 """
 
 from __future__ import annotations
