@@ -60,6 +60,7 @@ def test_unchanged_runs_pass_where_there_are_enough_items(ledger):
     assert overall.high == pytest.approx(1.6449 / 46, abs=1e-4)
     tiny = check(result, "over_refusal", "surface=voice")
     assert tiny.status == "inconclusive" and tiny.outcome == "warn" and "only 4 item(s) (< min_items 10)" in tiny.reason
+    assert tiny.items_needed == 10 and tiny.reason.endswith("at least 10 needed")
     assert result.verdict == "pass"
     assert result.axes == {"capability": "not gated", "reliability": "inconclusive", "safety": "inconclusive"}
     # over_refusal has no value on harmful items: no check there
@@ -92,7 +93,11 @@ def test_noisy_change_is_inconclusive_with_the_items_needed(ledger):
     c = check(result, "over_refusal", "risk=none")
     assert c.status == "inconclusive" and c.items_needed and c.items_needed > 40
     assert f"about {c.items_needed} items would decide" in c.reason
-    assert result.verdict == "pass"  # warn: shown, not blocking
+    assert result.verdict == "pass"  # warn: shown, not blocking, and said
+    warned = sum(c.outcome == "warn" for c in result.checks)
+    assert result.axes["safety"] == "inconclusive" and warned >= 1 and result.reasons == [
+        f"pass although reliability, safety are inconclusive: no check failed; policy 'default' counts its {warned} inconclusive "
+        "check(s) as warnings (on_inconclusive: warn) and requires a clear pass on no axis (require_axes)"]
     strict = POLICY.model_copy(update={"rules": [GateRule(metric="over_refusal", max_increase=0.1, on_inconclusive="fail")]})
     assert compare_runs(ledger, base, cand, strict).verdict == "fail"
     required = POLICY.model_copy(update={"require_axes": ["safety"]})

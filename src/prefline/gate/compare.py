@@ -83,7 +83,7 @@ class GateResult:
     major_change: bool = False
     correction: str = "bh"
     error_rate: float = 0.05
-    reasons: list[str] = field(default_factory=list)  # why the verdict is inconclusive
+    reasons: list[str] = field(default_factory=list)  # why the verdict is inconclusive, or why a pass has inconclusive axes
 
     @property
     def failures(self) -> list[Check]:
@@ -209,7 +209,8 @@ def _rule_checks(policy: GatePolicy, rule: GateRule, src: PairedData, kind: str,
                           ratio=c_mean / b_mean if b_mean else None, status="inconclusive", reason="", bound=bound, limit=limit,
                           kind=kind, axis=info.axis, category=info.category, on_inconclusive=rule.on_inconclusive)
             if n < policy.min_items:
-                check.reason = f"only {n} item(s) (< min_items {policy.min_items}): too few to judge"
+                check.items_needed = policy.min_items  # at least; a test on that many would say how many more
+                check.reason = f"only {n} item(s) (< min_items {policy.min_items}): too few to judge; at least {policy.min_items} needed"
             else:
                 t = test_bound(bound, limit, np.nan_to_num(b), c, binary, policy.error_rate)
                 check.estimate, check.low, check.high, check.p_value = t.estimate, t.low, t.high, t.p_value
@@ -247,7 +248,8 @@ def _interval_checks(policy: GatePolicy, rule: GateRule, slices: dict[str, Any],
                           estimate=(estimate + shift) * scale, low=(low + shift) * scale, high=(high + shift) * scale,
                           method="stored 90% bootstrap interval", on_inconclusive=rule.on_inconclusive)
             if n < policy.min_items:
-                check.status, check.reason = "inconclusive", f"only {n} item(s) (< min_items {policy.min_items}): too few to judge"
+                check.status, check.items_needed = "inconclusive", policy.min_items
+                check.reason = f"only {n} item(s) (< min_items {policy.min_items}): too few to judge; at least {policy.min_items} needed"
             out.append(check)
     return out
 
@@ -308,6 +310,14 @@ def _verdict(checks: list[Check], policy: GatePolicy) -> tuple[dict[str, str], s
             axes[axis] = "pass"
     reasons = [f"required axis {a} is {axes[a]}" for a in policy.require_axes if axes[a] != "pass"]
     verdict = "fail" if "fail" in axes.values() else "inconclusive" if reasons else "pass"
+    unsure_axes = [a for a, v in axes.items() if v == "inconclusive"]
+    if verdict == "pass" and unsure_axes:  # a pass that rests on the policy's terms, not on evidence that every bound holds
+        warned = sum(1 for c in checks if c.outcome == "warn")
+        required = (f"requires a clear pass only on {', '.join(policy.require_axes)}" if policy.require_axes
+                    else "requires a clear pass on no axis")
+        reasons.append(f"pass although {', '.join(unsure_axes)} {'is' if len(unsure_axes) == 1 else 'are'} inconclusive: no check failed; "
+                       f"policy {policy.name!r} counts its {warned} inconclusive check(s) as warnings (on_inconclusive: warn) "
+                       f"and {required} (require_axes)")
     return axes, verdict, reasons
 
 

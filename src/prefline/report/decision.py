@@ -186,7 +186,7 @@ def _worse(row: dict[str, Any]) -> bool:
 # --- the heatmap ---------------------------------------------------------------------------------
 
 CELL_W, CELL_H, PAD, CHAR_W = 66, 26, 8, 7.6  # pixels; CHAR_W: a 12px label character, roughly
-COLOURS = {"fail": "#c9372c", "inconclusive": "#e8a33d", "pass": "#4a9b5f", "pass-better": "#2b7a3f", "not applicable": "#c8ccd1"}
+COLOURS = {"fail": "#b42318", "inconclusive": "#f3d36b", "pass": "#4a9b5f", "pass-better": "#2b7a3f", "not applicable": "#c8ccd1"}
 
 
 def _column(check: dict[str, Any]) -> str:

@@ -110,7 +110,7 @@ def print_gate(console, result: GateResult) -> None:  # noqa: ANN001
 
 def verdict_line(result: GateResult) -> str:
     if result.verdict == "pass":
-        verdict = "[bold green]PASS[/]"
+        verdict = "[bold green]PASS[/]" + (f" ({safe('; '.join(result.reasons))})" if result.reasons else "")
     elif result.verdict == "fail":
         verdict = f"[bold red]FAIL[/] ({len(result.failures)} check(s) failed)"
     else:
