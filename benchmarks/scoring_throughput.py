@@ -16,8 +16,14 @@ total, with its lexical fallback (used where the embedding package is not instal
 then timed again as a replay: the embeddings are cached by content hash (in a fresh temporary
 prefline home, so the first run starts with an empty cache), so the replay embeds nothing.
 
+The embedding runs once per precision (``--precision``, default both: float32, then bfloat16
+autocast, each with its own empty cache), and the two are compared: time ratio, the largest
+similarity difference, and how many ``off_task`` decisions differ at the scorer's threshold.
+``--only-on-task`` skips the rule-based scorers.
+
     .venv/bin/python benchmarks/scoring_throughput.py
     .venv/bin/python benchmarks/scoring_throughput.py --n 2000 --seed 3
+    .venv/bin/python benchmarks/scoring_throughput.py --n 2000 --only-on-task
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import random
 import tempfile
 import time
 from unittest import mock
+
+import torch
 
 from prefline.evals.backends import Generation
 from prefline.evals.scorers import SCORERS, behaviour_embedding, get_scorers
@@ -246,11 +254,23 @@ def timed(run) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def timed_on_task(items, generations, precision: str) -> tuple[float, float, list, float]:
+    """on_task's wall and CPU seconds with the embedding in ``precision``, its results, and the load at the start."""
+    load = os.getloadavg()[0]
+    results = []
+    with mock.patch.dict(os.environ, {behaviour_embedding.PRECISION_ENV: precision}):
+        wall, cpu = timed(lambda: results.extend(SCORERS["on_task"].score_all(items, generations)))
+    return wall, cpu, results, load
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="number of (item, response) pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-embedding", action="store_true", help="skip timing on_task with the embedding model (minutes on CPU)")
+    parser.add_argument("--precision", choices=("both", "fp32", "bf16"), default="both",
+                        help="the embedding precision(s) to time on_task in (both: fp32, then bf16, and compare them)")
+    parser.add_argument("--only-on-task", action="store_true", help="skip the rule-based scorers")
     args = parser.parse_args()
     os.environ["PREFLINE_HOME"] = tempfile.mkdtemp(prefix="prefline-bench-")  # an empty embedding cache
 
@@ -261,31 +281,51 @@ def main() -> None:
           f"{len({g.output for g in generations})} distinct responses, {words:.0f} words on average")
 
     get_scorers(None)  # imports, and so registers, the built-in scorers
-    rule_based = [s for s in SCORERS.values() if s.name not in MODEL_BASED]
+    rule_based = [s for s in SCORERS.values() if s.name not in MODEL_BASED and not args.only_on_task]
     rows = [(s.name, s.scope, *timed(lambda s=s: s.score_all(items, generations))) for s in rule_based]
     total_wall, total_cpu = sum(r[2] for r in rows), sum(r[3] for r in rows)
 
     on_task = SCORERS["on_task"]
     with mock.patch.object(behaviour_embedding, "embedding_model", lambda: None):  # as without the package
         lexical = timed(lambda: on_task.score_all(items, generations))
+    embedded: dict[str, tuple[float, float, list, float]] = {}
     if not args.no_embedding:
-        behaviour_embedding.embedding_model()  # load the model outside the timing
-        embedding = timed(lambda: on_task.score_all(items, generations))
-        replay = timed(lambda: on_task.score_all(items, generations))  # every text is in the embedding cache now
+        model = behaviour_embedding.embedding_model()  # load the model outside the timing
+        print(f"embedding on {model.device}, {torch.get_num_threads()} torch threads, CPU capability "
+              f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {behaviour_embedding.cpu_has_native_bf16()}, "
+              f"auto precision: {behaviour_embedding.embed_precision(model.device.type)}")
+        for precision in ("fp32", "bf16") if args.precision == "both" else (args.precision,):
+            embedded[precision] = timed_on_task(items, generations, precision)  # each precision has its own, empty, cache
+        last = list(embedded)[-1]
+        replay = timed_on_task(items, generations, last)[:2]  # every text is in that precision's cache now
 
-    print(f"\n{'scorer':26}{'scope':>6}{'wall s':>9}{'CPU s':>9}{'items/s':>10}{'share':>8}")
-    for name, scope, wall, cpu in sorted(rows, key=lambda r: -r[2]):
-        print(f"{name:26}{scope:>6}{wall:9.2f}{cpu:9.2f}{len(items) / wall:10.0f}{wall / total_wall:8.1%}")
-    print(f"{'total (rule-based)':26}{'':6}{total_wall:9.2f}{total_cpu:9.2f}{len(items) / total_wall:10.0f}{1:8.0%}")
+    if rows:
+        print(f"\n{'scorer':26}{'scope':>6}{'wall s':>9}{'CPU s':>9}{'items/s':>10}{'share':>8}")
+        for name, scope, wall, cpu in sorted(rows, key=lambda r: -r[2]):
+            print(f"{name:26}{scope:>6}{wall:9.2f}{cpu:9.2f}{len(items) / wall:10.0f}{wall / total_wall:8.1%}")
+        print(f"{'total (rule-based)':26}{'':6}{total_wall:9.2f}{total_cpu:9.2f}{len(items) / total_wall:10.0f}{1:8.0%}")
     print("\non_task, left out of the total: it embeds with a model (its lexical fallback runs only without the package)")
-    if not args.no_embedding:
-        print(f"{'on_task (embedding model)':26}{'run':>6}{embedding[0]:9.2f}{embedding[1]:9.2f}{len(items) / embedding[0]:10.0f}")
-        print(f"{'on_task, replay (cache)':26}{'run':>6}{replay[0]:9.2f}{replay[1]:9.2f}{len(items) / replay[0]:10.0f}")
+    for precision, (wall, cpu, _, load) in embedded.items():
+        label = f"on_task (embedding, {precision})"
+        print(f"{label:26}{'run':>6}{wall:9.2f}{cpu:9.2f}{len(items) / wall:10.0f}   load at start {load:.2f}")
+    if embedded:
+        print(f"{'on_task, replay (' + last + ')':26}{'run':>6}{replay[0]:9.2f}{replay[1]:9.2f}{len(items) / replay[0]:10.0f}")
     print(f"{'on_task (lexical fallback)':26}{'run':>6}{lexical[0]:9.2f}{lexical[1]:9.2f}{len(items) / lexical[0]:10.0f}")
-    target = TARGET_S * len(items) / 10_000
-    verdict = "met" if total_wall < target else "NOT met"
-    print(f"\ntarget: rule-based total under {target:.1f} s for {len(items)} responses: {total_wall:.2f} s wall, "
-          f"{total_cpu:.2f} s CPU: {verdict}")
+    if len(embedded) == 2:
+        (wall32, cpu32, res32, _), (wall16, cpu16, res16, _) = embedded["fp32"], embedded["bf16"]
+        diffs = [abs(a["on_task"].value - b["on_task"].value) for a, b in zip(res32, res16)]
+        flips = sum(a["off_task"].value != b["off_task"].value for a, b in zip(res32, res16))
+        threshold = res32[0]["off_task"].evidence["threshold"]
+        off32 = sum(r["off_task"].value for r in res32)
+        near = sum(abs(r["on_task"].value - threshold) < 0.01 for r in res32)
+        print(f"\nbf16 against fp32: {wall32 / wall16:.2f}x wall, {cpu32 / cpu16:.2f}x CPU; similarity difference "
+              f"max {max(diffs):.4f}, mean {sum(diffs) / len(diffs):.5f}; off_task decisions (below {threshold}) that differ: "
+              f"{flips} of {len(diffs)} (fp32 calls {off32:.0f} off task; {near} fp32 similarities within 0.01 of the threshold)")
+    if rows:
+        target = TARGET_S * len(items) / 10_000
+        verdict = "met" if total_wall < target else "NOT met"
+        print(f"\ntarget: rule-based total under {target:.1f} s for {len(items)} responses: {total_wall:.2f} s wall, "
+              f"{total_cpu:.2f} s CPU: {verdict}")
     print(f"1-minute load average at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -22,6 +22,7 @@ def prefline_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("PREFLINE_HOME", str(home))
     monkeypatch.delenv("PREFLINE_DB_URL", raising=False)
+    monkeypatch.delenv("PREFLINE_EMBED_PRECISION", raising=False)  # the embedding precision is chosen per CPU
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     return home

